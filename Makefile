@@ -1,0 +1,42 @@
+# mmseg_contrast: one-command set-up, demo and tests.
+#   make demo   - create .venv, install the pinned stack, fetch the offline
+#                 data + weights, train and evaluate the CPU demo, print mIoU
+#   make test   - same set-up, then the test suite
+# Set-up is idempotent and cached: a second run reinstalls/re-downloads nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.mmseg_contrast-installed
+MMCV_STAMP := $(VENV)/.mmcv-full-installed
+REQS := requirements/runtime.txt requirements/mminstall.txt requirements/tests.txt setup.py
+PYTEST_ARGS ?=
+
+.PHONY: install data demo test mmcv-full clean-venv
+
+install: $(STAMP)
+
+$(STAMP): $(REQS)
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade "pip<26"
+	$(VPY) -m pip install -r requirements/runtime.txt $$(test -f $(MMCV_STAMP) || echo -r requirements/mminstall.txt) -r requirements/tests.txt
+	$(VPY) -m pip install --no-deps --no-build-isolation -e .
+	@touch $@
+
+data: install
+	$(VPY) tools/dataset_converters/prepare_offline_data.py --all
+
+demo: data
+	$(VPY) tools/run_demo.py $(DEMO_ARGS)
+
+test: data
+	$(VPY) -m pytest tests $(PYTEST_ARGS)
+
+# Optional: full mmcv with compiled ops (~35 min build on 2 cores).
+mmcv-full: install
+	$(VPY) -m pip uninstall -y mmcv-lite
+	MMCV_WITH_OPS=1 $(VPY) -m pip install --no-build-isolation -r requirements/mmcv_full.txt
+	@touch $(MMCV_STAMP)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,15 @@
+"""mmseg_contrast: pixel-level contrastive learning for MMSegmentation 1.x.
+
+Importing the package first applies the compatibility layer
+(:mod:`mmseg_contrast._compat`), then registers every module into mmseg's
+registries (``mmseg.registry.MODELS``, ``HOOKS``, ``DATASETS``, ...).
+"""
+from . import _compat
+
+_compat.apply()
+
+from .version import __version__, version_info  # noqa: E402
+
+from . import datasets, engine, models  # noqa: E402,F401
+
+__all__ = ['__version__', 'version_info']

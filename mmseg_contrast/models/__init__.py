@@ -1,0 +1,2 @@
+"""Models registered into ``mmseg.registry.MODELS``."""
+from . import decode_heads, losses, segmentors, utils  # noqa: F401

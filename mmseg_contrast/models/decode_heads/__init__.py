@@ -1,0 +1,1 @@
+from .aux_embedding_mixin import AuxEmbeddingMixin, ProjectionHead  # noqa: F401

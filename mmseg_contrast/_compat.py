@@ -215,12 +215,27 @@ def safe_checkpoint_globals():
             items.append(getattr(np, name))
     from mmengine.logging.history_buffer import HistoryBuffer
     items.append(HistoryBuffer)
+    # HistoryBuffer pickles its statistics methods as
+    # ``getattr(HistoryBuffer, 'mean')``. Plain ``builtins.getattr`` is NOT
+    # allowlisted: a restricted stand-in resolves only those attributes.
+    items.append((_restricted_getattr, 'builtins.getattr'))
+    items.append((_restricted_getattr, '__builtin__.getattr'))
     from mmengine.config import ConfigDict
     items.append(ConfigDict)
     import collections
     items += [collections.OrderedDict, collections.defaultdict, set,
               frozenset, slice, range, complex]
     return items
+
+
+def _restricted_getattr(obj, name, *default):
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if isinstance(obj, type) and issubclass(obj, HistoryBuffer) and \
+            name in HistoryBuffer._statistics_methods:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) '
+        f'is not allowed in a checkpoint')
 
 
 def _unsafe_message(filename, err):

@@ -1,0 +1,326 @@
+"""Tests for ``mmseg_contrast/_compat.py`` (the compatibility layer)."""
+import collections
+import fractions
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmseg_contrast import _compat
+
+
+def _run_py(code, env=None):
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
+                          capture_output=True, text=True, env=full_env,
+                          timeout=300)
+
+
+# ---------------------------------------------------------------- mmcv.ops
+def test_mmseg_models_imports_and_registers():
+    import mmseg.models  # noqa: F401
+    from mmseg.registry import MODELS
+    for name in ('EncoderDecoder', 'CascadeEncoderDecoder', 'ASPPHead',
+                 'DepthwiseSeparableASPPHead', 'OCRHead', 'FCNHead',
+                 'FocalLoss', 'CrossEntropyLoss', 'MobileNetV2', 'HRNet'):
+        assert MODELS.get(name) is not None, name
+
+
+@pytest.mark.skipif(_compat._has_compiled_mmcv_ops(),
+                    reason='full mmcv installed: the shim must be inactive '
+                    '(covered by test_shim_inactive_with_compiled_ops)')
+def test_shim_active_on_mmcv_lite():
+    import mmcv.ops
+    assert getattr(mmcv.ops, '__mmseg_contrast_shim__', False)
+    assert 'mmcv_ops_shim' in _compat.APPLIED
+    assert mmcv.ops.point_sample is _compat.point_sample
+    assert mmcv.ops.sigmoid_focal_loss is _compat.sigmoid_focal_loss
+    # other names behave like a missing compiled extension, so mmseg's
+    # optional `try: from mmcv.ops import X except ModuleNotFoundError` works
+    with pytest.raises(ModuleNotFoundError, match='compiled ops'):
+        from mmcv.ops import CrissCrossAttention  # noqa: F401
+    with pytest.raises(AttributeError):
+        mmcv.ops.__wrapped__  # dunders: AttributeError, not an import error
+    # mmseg's guarded heads fell back as designed
+    from mmseg.models.decode_heads import cc_head
+    assert cc_head.CrissCrossAttention is None
+
+
+def test_shim_inactive_with_compiled_ops():
+    """With compiled ops present (simulated ``mmcv._ext``), nothing is
+    replaced: ``mmcv.ops`` is mmcv's own module."""
+    code = '''
+    import importlib.abc, importlib.machinery, sys, types
+    class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path, target=None):
+            if name == 'mmcv._ext':
+                return importlib.machinery.ModuleSpec(name, self)
+        def create_module(self, spec):
+            return types.ModuleType(spec.name)
+        def exec_module(self, module):
+            pass
+    sys.meta_path.insert(0, Finder())
+    import importlib.util
+    # load _compat alone (the package __init__ would import mmseg.models,
+    # which needs the real compiled ops)
+    spec = importlib.util.spec_from_file_location('_compat', %r)
+    _compat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(_compat)
+    assert _compat._has_compiled_mmcv_ops()
+    assert _compat.install_mmcv_ops_shim() is False
+    assert 'mmcv.ops' not in sys.modules or not getattr(
+        sys.modules['mmcv.ops'], '__mmseg_contrast_shim__', False)
+    print('INACTIVE-OK')
+    '''
+    res = _run_py(code % _compat.__file__)
+    assert 'INACTIVE-OK' in res.stdout, res.stderr[-2000:]
+
+
+def _bilinear_reference(img, x, y):
+    """Bilinear sample of img (C, H, W) at continuous pixel coords (x, y)
+    with zero padding, align_corners=False convention (pixel centres at
+    integer + 0.5)."""
+    C, H, W = img.shape
+    px, py = x * W - 0.5, y * H - 0.5
+    x0, y0 = int(np.floor(px)), int(np.floor(py))
+    out = np.zeros(C)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            xi, yi = x0 + dx, y0 + dy
+            w = (1 - abs(px - xi)) * (1 - abs(py - yi))
+            if 0 <= xi < W and 0 <= yi < H:
+                out += w * img[:, yi, xi]
+    return out
+
+
+def test_point_sample_matches_bilinear_formula():
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(2, 3, 5, 7, generator=g, dtype=torch.float64)
+    pts = torch.rand(2, 6, 2, generator=g, dtype=torch.float64)
+    out = _compat.point_sample(img, pts)
+    assert out.shape == (2, 3, 6)
+    for n in range(2):
+        for p in range(6):
+            ref = _bilinear_reference(img[n].numpy(), pts[n, p, 0].item(),
+                                      pts[n, p, 1].item())
+            np.testing.assert_allclose(out[n, :, p].numpy(), ref, atol=1e-10)
+    # 4-D grid form keeps the spatial layout
+    grid = pts.view(2, 2, 3, 2)
+    out4 = _compat.point_sample(img, grid)
+    assert out4.shape == (2, 3, 2, 3)
+    torch.testing.assert_close(out4.reshape(2, 3, 6), out)
+    # align_corners=True maps 0 and 1 onto the corner pixels
+    corners = torch.tensor([[[0., 0.], [1., 1.]]], dtype=torch.float64)
+    oc = _compat.point_sample(img[:1], corners, align_corners=True)
+    torch.testing.assert_close(oc[0, :, 0], img[0, :, 0, 0])
+    torch.testing.assert_close(oc[0, :, 1], img[0, :, -1, -1])
+
+
+def test_sigmoid_focal_loss_matches_formula():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 4, generator=g, dtype=torch.float64,
+                    requires_grad=True)
+    target = torch.tensor([0, 3, 1, 4, 2])  # 4 == no positive class
+    weight = torch.rand(5, generator=g, dtype=torch.float64)
+    gamma, alpha = 2.0, 0.25
+    ref = np.zeros((5, 4))
+    xs = x.detach().numpy()
+    for n in range(5):
+        for c in range(4):
+            p = 1 / (1 + np.exp(-xs[n, c]))
+            if target[n] == c:
+                ref[n, c] = -alpha * (1 - p)**gamma * np.log(p)
+            else:
+                ref[n, c] = -(1 - alpha) * p**gamma * np.log(1 - p)
+    none = _compat.sigmoid_focal_loss(x, target, gamma, alpha, None, 'none')
+    np.testing.assert_allclose(none.detach().numpy(), ref, rtol=1e-10)
+    mean = _compat.sigmoid_focal_loss(x, target, gamma, alpha, weight, 'mean')
+    np.testing.assert_allclose(
+        mean.item(), (ref * weight.numpy()[:, None]).sum() / 5, rtol=1e-10)
+    total = _compat.sigmoid_focal_loss(x, target, gamma, alpha, None, 'sum')
+    np.testing.assert_allclose(total.item(), ref.sum(), rtol=1e-10)
+    total.backward()
+    assert torch.isfinite(x.grad).all()
+    # extreme logits stay finite
+    big = torch.tensor([[80., -80.]])
+    assert torch.isfinite(
+        _compat.sigmoid_focal_loss(big, torch.tensor([1]))).all()
+    with pytest.raises(ValueError, match='shape'):
+        _compat.sigmoid_focal_loss(x, target[:3])
+
+
+def test_mmseg_focal_loss_wrapper_runs_through_shim():
+    """mmseg's (CUDA-path) ``sigmoid_focal_loss`` wrapper calls
+    ``mmcv.ops.sigmoid_focal_loss``; with the shim it runs anywhere and
+    equals the formula."""
+    from mmseg.models.losses import focal_loss
+    pred = torch.randn(6, 3, requires_grad=True)
+    target = torch.tensor([0, 1, 2, 1, 0, 2])
+    value = focal_loss.sigmoid_focal_loss(
+        pred, target, None, gamma=2.0, alpha=0.25, reduction='mean')
+    ref = _compat.sigmoid_focal_loss(pred, target, 2.0, 0.25, None, 'none')
+    torch.testing.assert_close(value, ref.mean())
+    value.backward()
+    assert pred.grad.abs().sum() > 0
+
+
+def test_mmseg_point_sample_users_work():
+    from mmseg.models.utils import point_sample as mmseg_ps  # noqa: F401
+    from mmseg.utils import mask_classification  # noqa: F401
+    img = torch.rand(1, 2, 4, 4)
+    out = mask_classification.point_sample(img, torch.rand(1, 3, 2))
+    assert out.shape == (1, 2, 3)
+
+
+# ------------------------------------------------------------ checkpoints
+def _mmengine_style_checkpoint():
+    from mmengine.config import ConfigDict
+    from mmengine.logging import HistoryBuffer
+    hb = HistoryBuffer()
+    hb.update(1.5)
+    hb.update(0.25)
+    return {
+        'meta': {
+            'seed': np.int64(3),
+            'dataset_meta': {'classes': ('a', 'b'), 'palette': [[0, 0, 0],
+                                                               [1, 2, 3]]},
+            'arr': np.arange(4, dtype=np.float32),
+            'cfg': ConfigDict(a=1),
+            'dtype': np.dtype('float64'),
+        },
+        'state_dict': collections.OrderedDict(w=torch.ones(2)),
+        'message_hub': {'log_scalars': {'train/loss': hb}},
+    }
+
+
+def test_safe_checkpoint_roundtrip(tmp_path):
+    from mmengine.runner import CheckpointLoader
+    path = str(tmp_path / 'ok.pth')
+    torch.save(_mmengine_style_checkpoint(), path)
+    ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    assert ckpt['meta']['seed'] == 3
+    assert ckpt['meta']['arr'].tolist() == [0., 1., 2., 3.]
+    assert ckpt['message_hub']['log_scalars']['train/loss'].current() == 0.25
+    torch.testing.assert_close(ckpt['state_dict']['w'], torch.ones(2))
+
+
+class _Evil:
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+def test_unsafe_checkpoint_refused(tmp_path):
+    from mmengine.runner import CheckpointLoader, load_checkpoint
+    marker = tmp_path / 'pwned'
+    path = str(tmp_path / 'evil.pth')
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': _Evil(marker)},
+               path)
+    with pytest.raises(_compat.UnsafeCheckpointError) as exc:
+        CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    msg = str(exc.value)
+    assert 'Refusing to load checkpoint' in msg and 'system' in msg
+    assert _compat.TRUSTED_ENV in msg
+    assert not marker.exists()
+    # init_cfg=Pretrained / load_from go through the same loader
+    with pytest.raises(_compat.UnsafeCheckpointError):
+        load_checkpoint(torch.nn.Linear(1, 1), path, map_location='cpu')
+    assert not marker.exists()
+
+
+def test_trusted_opt_in(tmp_path, monkeypatch):
+    path = str(tmp_path / 'frac.pth')
+    torch.save({'x': fractions.Fraction(1, 3)}, path)
+    with pytest.raises(_compat.UnsafeCheckpointError, match='Fraction'):
+        _compat.load_checkpoint_file(path)
+    monkeypatch.setenv(_compat.TRUSTED_ENV, '1')
+    assert _compat.load_checkpoint_file(path)['x'] == fractions.Fraction(1, 3)
+
+
+def test_missing_checkpoint_clear_error(tmp_path):
+    from mmengine.runner import CheckpointLoader
+    with pytest.raises(FileNotFoundError, match='can not be found'):
+        CheckpointLoader.load_checkpoint(str(tmp_path / 'nope.pth'))
+
+
+def test_apply_is_idempotent():
+    before = list(_compat.APPLIED)
+    assert _compat.apply() == before
+    from mmengine.runner.checkpoint import CheckpointLoader
+    assert getattr(CheckpointLoader._schemes[''], '__mmseg_contrast__',
+                   False)
+
+
+def test_unsafe_pickle_refused_in_fresh_process(tmp_path):
+    """The allowlist is active from a plain `import mmseg_contrast`."""
+    path = tmp_path / 'evil.pth'
+    marker = tmp_path / 'pwned2'
+    torch.save({'x': _Evil(marker)}, str(path))
+    res = _run_py(f'''
+    import mmseg_contrast
+    from mmengine.runner import load_checkpoint
+    import torch
+    try:
+        load_checkpoint(torch.nn.Linear(1, 1), {str(path)!r})
+    except Exception as e:
+        print(type(e).__name__, e)
+    ''')
+    assert 'UnsafeCheckpointError' in res.stdout, res.stderr[-2000:]
+    assert not marker.exists()
+
+
+# --------------------------------------------------------- pkg_resources
+def test_pkg_resources_backport_matches_mmengine():
+    from mmengine.utils import get_installed_path, is_installed
+    assert _compat._importlib_is_installed('mmsegmentation')
+    assert is_installed('mmsegmentation')
+    assert not _compat._importlib_is_installed('surely-not-a-package-x')
+    assert osp.realpath(_compat._importlib_get_installed_path(
+        'mmsegmentation')) == osp.realpath(
+            get_installed_path('mmsegmentation'))
+    assert _compat._importlib_package2module('mmsegmentation') == 'mmseg'
+
+
+def test_mmseg_config_resolves_without_pkg_resources(tmp_path):
+    """Simulate setuptools >= 82 (no pkg_resources): the backport keeps
+    ``mmseg::`` configs working."""
+    cfg = tmp_path / 'c.py'
+    cfg.write_text("_base_ = ['mmseg::_base_/models/deeplabv3_r50-d8.py']\n")
+    res = _run_py(f'''
+    import sys
+    sys.modules['pkg_resources'] = None  # import fails like setuptools>=82
+    import mmseg_contrast
+    from mmseg_contrast import _compat
+    assert 'pkg_resources_backport' in _compat.APPLIED, _compat.APPLIED
+    from mmengine.config import Config
+    cfg = Config.fromfile({str(cfg)!r})
+    print('TYPE', cfg.model.decode_head.type)
+    ''')
+    assert 'TYPE ASPPHead' in res.stdout, res.stderr[-3000:]
+
+
+class _SneakyGetattr:
+
+    def __reduce__(self):
+        import numpy
+        return (getattr, (numpy.ndarray, 'tofile'))
+
+
+def test_getattr_is_restricted(tmp_path):
+    """HistoryBuffer needs getattr(HistoryBuffer, 'mean'); any other getattr
+    in a checkpoint is refused."""
+    path = str(tmp_path / 'sneaky.pth')
+    torch.save({'x': _SneakyGetattr()}, path)
+    with pytest.raises(_compat.UnsafeCheckpointError, match='tofile'):
+        _compat.load_checkpoint_file(path)

@@ -231,7 +231,8 @@ def safe_checkpoint_globals():
 def _restricted_getattr(obj, name, *default):
     from mmengine.logging.history_buffer import HistoryBuffer
     if isinstance(obj, type) and issubclass(obj, HistoryBuffer) and \
-            name in HistoryBuffer._statistics_methods:
+            (name in ('min', 'max', 'current', 'mean')
+             or name in HistoryBuffer._statistics_methods):
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) '

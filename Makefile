@@ -40,3 +40,9 @@ mmcv-full: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# DenseCL demo: pre-train on the AAL slice images, convert, fine-tune from
+# DenseCL vs random init, evaluate (CPU). DENSECL_ARGS e.g. --finetune-iters 1000
+.PHONY: densecl-demo
+densecl-demo: data
+	$(VPY) tools/run_densecl_demo.py $(DENSECL_ARGS)

@@ -11,5 +11,6 @@ _compat.apply()
 from .version import __version__, version_info  # noqa: E402
 
 from . import datasets, engine, models  # noqa: E402,F401
+from . import utils  # noqa: E402,F401  (checksummed http(s) checkpoint loader)
 
 __all__ = ['__version__', 'version_info']

@@ -1,0 +1,1 @@
+from .multi_source_sampler import MultiSourceSampler  # noqa: F401

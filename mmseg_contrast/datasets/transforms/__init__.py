@@ -1,0 +1,1 @@
+from .semi_transforms import PackSemiInputs, StrongView  # noqa: F401

@@ -1,1 +1,5 @@
 from .aux_embedding_mixin import AuxEmbeddingMixin, ProjectionHead  # noqa: F401
+from .pixel_contrast_head import (  # noqa: F401
+    ContrastASPPHead, ContrastDepthwiseSeparableASPPHead, ContrastFCNHead,
+    ContrastOCRHead, PixelContrastMixin)
+from .reco_head import (ReCoASPPHead, ReCoDepthwiseSeparableASPPHead, ReCoFCNHead, ReCoMixin, ReCoPSPHead, ReCoSegformerHead, ReCoUPerHead)  # noqa: F401,E501

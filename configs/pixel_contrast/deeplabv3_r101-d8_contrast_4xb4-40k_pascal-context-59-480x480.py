@@ -1,0 +1,21 @@
+# ContrastiveSeg on stock mmseg DeepLabV3-R101-D8, PASCAL-Context (59
+# classes), 40k iters. Reference PASCAL-Context contrast block: tau = tau_b
+# = 0.07, max_samples 1024, max_views 100, warm-up 5000, weight 0.1.
+_base_ = [
+    'mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-40k_pascal-context-59-480x480.py'
+]
+custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
+
+model = dict(
+    decode_head=dict(
+        type='ContrastASPPHead',
+        proj_channels=256,
+        contrast_loss=dict(
+            type='PixelContrastLoss',
+            temperature=0.07,
+            base_temperature=0.07,
+            max_samples=1024,
+            max_views=100,
+            ignore_index=255,
+            loss_weight=0.1)))
+custom_hooks = [dict(type='ContrastWarmupHook', warmup_iters=5000)]

@@ -1,0 +1,222 @@
+"""PixelMemoryBank: ring-buffer semantics, class-correct pixels, segment
+means, ignore handling, determinism and DDP-ignore names."""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+
+from mmseg_contrast.models.utils import (PixelMemoryBank,
+                                         ddp_ignore_memory_banks)
+
+
+def _unit(*shape, seed=0, dim=1):
+    g = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(*shape, generator=g), dim=dim)
+
+
+def _labels():
+    """2 images 4x6: img0 classes 0 (12 px), 1 (8 px), ignore (4 px);
+    img1 classes 1 (6 px), 2 (18 px)."""
+    lab = torch.zeros(2, 4, 6, dtype=torch.long)
+    lab[0, :, 3:] = 1
+    lab[0, 0, 3:] = 0
+    lab[0, 3, :4] = 255
+    lab[1] = 2
+    lab[1, :1] = 1
+    return lab
+
+
+def _match_rows(entries, keys_flat):
+    """Index of the key each entry equals (exactly, up to fp rounding)."""
+    d = torch.cdist(entries, keys_flat,
+                    compute_mode='donot_use_mm_for_euclid_dist')
+    val, idx = d.min(1)
+    assert (val < 1e-5).all(), val
+    return idx
+
+
+def test_build_and_buffers():
+    bank = MODELS.build(dict(type='PixelMemoryBank', num_classes=3,
+                             feat_dim=8, memory_size=16))
+    assert isinstance(bank, PixelMemoryBank)
+    sd = bank.state_dict()
+    assert sd['pixel_queue'].shape == (3, 16, 8)
+    assert sd['segment_queue'].shape == (3, 16, 8)
+    for k in ('pixel_ptr', 'segment_ptr', 'pixel_count', 'segment_count'):
+        assert sd[k].shape == (3, ) and sd[k].dtype == torch.long
+    assert not bank.pixel_filled.any() and not bank.segment_filled.any()
+    with pytest.raises(ValueError, match='memory_size'):
+        PixelMemoryBank(num_classes=3, memory_size=0)
+
+
+def test_enqueue_segments_and_class_correct_pixels():
+    C, D, K = 3, 8, 5
+    bank = PixelMemoryBank(num_classes=C, feat_dim=D, memory_size=32,
+                           pixel_per_image=K)
+    keys = _unit(2, D, 4, 6, seed=1)
+    lab = _labels()
+    bank.enqueue(keys, lab)
+    # segment entries: one per (image, class) present, images in order
+    assert bank.segment_ptr.tolist() == [1, 2, 1]
+    assert bank.segment_count.tolist() == [1, 2, 1]
+    for c, imgs in ((0, [0]), (1, [0, 1]), (2, [1])):
+        for slot, b in enumerate(imgs):
+            m = lab[b] == c
+            mean = keys[b][:, m].mean(1)
+            torch.testing.assert_close(bank.segment_queue[c, slot],
+                                       F.normalize(mean, dim=0))
+    # pixels: min(count, K) per (image, class), of that class, distinct
+    counts = {(0, 0): 12, (0, 1): 8, (1, 1): 6, (1, 2): 18}
+    exp_ptr = [5, 10, 5]
+    assert bank.pixel_ptr.tolist() == exp_ptr
+    assert bank.pixel_count.tolist() == exp_ptr
+    for c in range(C):
+        slot = 0
+        for b in range(2):
+            n = min(counts.get((b, c), 0), K)
+            if n == 0:
+                continue
+            ents = bank.pixel_queue[c, slot:slot + n]
+            idx = _match_rows(ents, keys[b].flatten(1).t())
+            assert len(set(idx.tolist())) == n
+            assert (lab[b].flatten()[idx] == c).all()
+            slot += n
+    # untouched slots stay zero / unfilled
+    assert bank.pixel_queue[0, 5:].abs().sum() == 0
+    assert bank.pixel_filled.sum(1).tolist() == exp_ptr
+
+
+def test_ignore_and_out_of_range_labels_never_enqueued():
+    C, D = 3, 8
+    bank = PixelMemoryBank(num_classes=C, feat_dim=D, memory_size=64,
+                           pixel_per_image=30)
+    keys = _unit(2, D, 4, 6, seed=2)
+    lab = _labels()
+    lab[1, 1, :2] = 7  # >= C: not a class of the bank
+    bank.enqueue(keys, lab)
+    flat_lab = lab.flatten(1)
+    enq = []
+    for c in range(C):
+        n = int(bank.pixel_count[c])
+        enq.append(bank.pixel_queue[c, :n])
+    ents = torch.cat(enq)
+    all_keys = keys.flatten(2).permute(0, 2, 1).reshape(-1, D)
+    idx = _match_rows(ents, all_keys)
+    got_lab = flat_lab.reshape(-1)[idx]
+    assert not (got_lab == 255).any() and not (got_lab == 7).any()
+    # all valid pixels fit (30 per image): every valid pixel once
+    n_valid = int(((lab >= 0) & (lab < C)).sum())
+    assert ents.shape[0] == n_valid and len(set(idx.tolist())) == n_valid
+    # the segment mean of class 2 in image 1 excludes the label-7 pixels
+    m = lab[1] == 2
+    torch.testing.assert_close(bank.segment_queue[2, 0],
+                               F.normalize(keys[1][:, m].mean(1), dim=0))
+
+
+def test_class_zero_is_enqueued():
+    bank = PixelMemoryBank(num_classes=2, feat_dim=4, memory_size=8,
+                           pixel_per_image=2)
+    bank.enqueue(_unit(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+    assert bank.pixel_count.tolist() == [2, 0]
+    assert bank.segment_count.tolist() == [1, 0]
+
+
+def test_ring_buffer_wraps_and_overwrites_oldest():
+    D, M, K = 4, 12, 5
+    bank = PixelMemoryBank(num_classes=1, feat_dim=D, memory_size=M,
+                           pixel_per_image=K)
+    lab = torch.zeros(1, 3, 3, dtype=torch.long)  # 9 px >= K
+    writes = []
+    for step in range(3):
+        keys = _unit(1, D, 3, 3, seed=10 + step)
+        before = bank.pixel_queue.clone()
+        bank.enqueue(keys, lab)
+        writes.append((keys, before))
+    # 3 x 5 = 15 writes: ptr 15 % 12 = 3, all 12 slots filled
+    assert bank.pixel_ptr.tolist() == [3]
+    assert bank.pixel_count.tolist() == [12]
+    assert bank.pixel_filled.all()
+    keys3, before3 = writes[2]
+    # third write went to slots 10, 11, 0, 1, 2
+    slots = [10, 11, 0, 1, 2]
+    _match_rows(bank.pixel_queue[0, slots], keys3[0].flatten(1).t())
+    # slots 3..9 still hold what was there before the third write
+    torch.testing.assert_close(bank.pixel_queue[0, 3:10], before3[0, 3:10])
+    # segment queue: one entry per step
+    assert bank.segment_ptr.tolist() == [3]
+    assert bank.segment_count.tolist() == [3]
+
+
+def test_full_resolution_labels_are_nearest_resized():
+    D = 4
+    bank = PixelMemoryBank(num_classes=2, feat_dim=D, memory_size=64,
+                           pixel_per_image=100)
+    keys = _unit(1, D, 2, 2, seed=3)
+    full = torch.tensor([[[0, 9, 1, 9], [9, 9, 9, 9], [1, 9, 1, 9],
+                          [9, 9, 9, 9]]])  # label[2i, 2j] == [[0,1],[1,1]]
+    bank.enqueue(keys, full)
+    assert bank.pixel_count.tolist() == [1, 3]
+
+
+def test_deterministic_and_resume_safe():
+    lab = _labels()
+    k1, k2 = _unit(2, 8, 4, 6, seed=4), _unit(2, 8, 4, 6, seed=5)
+    a = PixelMemoryBank(num_classes=3, feat_dim=8, memory_size=32,
+                        pixel_per_image=3, seed=7)
+    a.enqueue(k1, lab)
+    # resume: a fresh bank loading a's state continues exactly like a
+    b = PixelMemoryBank(num_classes=3, feat_dim=8, memory_size=32,
+                        pixel_per_image=3, seed=7)
+    b.load_state_dict(a.state_dict())
+    a.enqueue(k2, lab)
+    b.enqueue(k2, lab)
+    for name in PixelMemoryBank.buffer_names():
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    # a different seed picks different pixels
+    c = PixelMemoryBank(num_classes=3, feat_dim=8, memory_size=32,
+                        pixel_per_image=3, seed=8)
+    c.load_state_dict(a.state_dict())
+    a.enqueue(k2, lab)
+    c.enqueue(k2, lab)
+    assert not torch.equal(a.pixel_queue, c.pixel_queue)
+    torch.testing.assert_close(a.segment_queue, c.segment_queue)
+
+
+def test_consecutive_enqueues_draw_new_pixels():
+    bank = PixelMemoryBank(num_classes=1, feat_dim=8, memory_size=64,
+                           pixel_per_image=4)
+    keys = _unit(1, 8, 8, 8, seed=6)
+    lab = torch.zeros(1, 8, 8, dtype=torch.long)
+    bank.enqueue(keys, lab)
+    bank.enqueue(keys, lab)
+    assert not torch.equal(bank.pixel_queue[0, :4], bank.pixel_queue[0, 4:8])
+
+
+def test_bad_inputs():
+    bank = PixelMemoryBank(num_classes=3, feat_dim=8, memory_size=16,
+                           pixel_per_image=10)
+    with pytest.raises(ValueError, match='keys must be'):
+        bank.enqueue(torch.zeros(2, 4, 4, 4), torch.zeros(2, 4, 4).long())
+    with pytest.raises(ValueError, match='labels must be'):
+        bank.enqueue(torch.zeros(2, 8, 4, 4), torch.zeros(3, 4, 4).long())
+    with pytest.raises(ValueError, match='integer'):
+        bank.enqueue(torch.zeros(2, 8, 4, 4), torch.zeros(2, 4, 4))
+    with pytest.raises(ValueError, match='memory_size'):
+        bank.enqueue(torch.zeros(2, 8, 4, 4), torch.zeros(2, 4, 4).long())
+
+
+def test_ddp_ignore_names():
+    model = nn.Module()
+    model.head = nn.Module()
+    model.head.memory_bank = PixelMemoryBank(num_classes=2, feat_dim=4,
+                                             memory_size=8)
+    model.head.conv = nn.Conv2d(1, 1, 1)
+    names = ddp_ignore_memory_banks(model)
+    assert 'head.memory_bank.pixel_queue' in names
+    assert 'head.memory_bank.segment_ptr' in names
+    buffers = {n for n, _ in model.named_buffers()}
+    assert set(names) == buffers  # exactly the bank's buffers
+    assert set(model._ddp_params_and_buffers_to_ignore) == set(names)
+    ddp_ignore_memory_banks(model)  # idempotent
+    assert len(model._ddp_params_and_buffers_to_ignore) == len(names)

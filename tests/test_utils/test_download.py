@@ -1,0 +1,275 @@
+"""Checksummed URL checkpoint downloads, against a local HTTP server."""
+import hashlib
+import io
+import os
+import os.path as osp
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+from local_http_server import FileServer
+
+from mmseg_contrast._compat import UnsafeCheckpointError
+from mmseg_contrast.utils.download import (ChecksumError, DownloadError,
+                                           download_checkpoint,
+                                           hash_prefix_from_url,
+                                           load_from_http)
+
+
+def _ckpt_bytes(seed=0, extra=None):
+    torch.manual_seed(seed)
+    model = nn.Conv2d(3, 4, 3)
+    state = {'state_dict': model.state_dict(), 'meta': {'epoch': 1}}
+    if extra:
+        state.update(extra)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue(), model
+
+
+def _named(data, stem='tiny'):
+    return f'/zoo/{stem}-{hashlib.sha256(data).hexdigest()[:8]}.pth'
+
+
+@pytest.fixture
+def server():
+    with FileServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    # the default cache is torch.hub.get_dir()/checkpoints
+    hub = tmp_path / 'hub'
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(hub))
+    return hub / 'checkpoints'
+
+
+def test_hash_prefix_from_url():
+    assert hash_prefix_from_url(
+        'https://download.openmmlab.com/a/x_20220825-3078723b.pth') == \
+        '3078723b'
+    assert hash_prefix_from_url('https://h.co/densecl_r50_200ep.pth') is None
+    assert hash_prefix_from_url('https://h.co/a-3078723b.pth?x=1') == \
+        '3078723b'
+
+
+def test_good_file_into_torch_hub_cache(server, cache):
+    data, model = _ckpt_bytes()
+    path = _named(data)
+    server.files[path] = data
+    ckpt = load_from_http(server.url(path), map_location='cpu')
+    assert torch.equal(ckpt['state_dict']['weight'], model.weight)
+    local = cache / osp.basename(path)
+    assert local.read_bytes() == data
+    assert not osp.exists(str(local) + '.partial')
+    assert server.requests == [(path, None)]
+
+
+def test_cache_hit_makes_no_request(server, cache):
+    data, _ = _ckpt_bytes()
+    path = _named(data)
+    server.files[path] = data
+    download_checkpoint(server.url(path))
+    server.requests.clear()
+    server.files.clear()  # the server no longer has it: offline
+    local = download_checkpoint(server.url(path))
+    assert server.requests == []
+    assert open(local, 'rb').read() == data
+
+
+def test_corrupted_download_deleted_not_loaded(server, cache):
+    data, _ = _ckpt_bytes()
+    path = _named(data)
+    bad = bytearray(data)
+    bad[len(bad) // 2] ^= 0xFF
+    server.files[path] = bytes(bad)
+    with pytest.raises(ChecksumError, match='Checksum mismatch.*deleted'):
+        load_from_http(server.url(path))
+    assert list(cache.iterdir()) == []
+
+
+def test_truncated_download_deleted(server, cache):
+    data, _ = _ckpt_bytes()
+    path = _named(data)
+    server.files[path] = data[:len(data) // 3]  # consistent Content-Length
+    with pytest.raises(ChecksumError, match='corrupted or truncated'):
+        download_checkpoint(server.url(path), retry_delay=0)
+    assert list(cache.iterdir()) == []
+
+
+def test_corrupted_cache_file_is_deleted(server, cache):
+    data, _ = _ckpt_bytes()
+    path = _named(data)
+    cache.mkdir(parents=True)
+    (cache / osp.basename(path)).write_bytes(data[:100])
+    with pytest.raises(ChecksumError, match='cached file'):
+        download_checkpoint(server.url(path))
+    assert list(cache.iterdir()) == []
+    assert server.requests == []
+
+
+def test_server_down_clear_error(cache):
+    with FileServer() as srv:  # grab a free port, then close it
+        url = srv.url('/zoo/x-0123abcd.pth')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        with pytest.raises(DownloadError) as e:
+            download_checkpoint(url, retries=2, retry_delay=0, timeout=5)
+    msg = str(e.value)
+    assert url in msg and 'after 2 attempt(s)' in msg
+    assert 'offline' in msg and str(cache) in msg
+
+
+def test_http_404_not_retried(server, cache):
+    with pytest.raises(DownloadError, match='HTTP 404'):
+        download_checkpoint(server.url('/zoo/missing-0123abcd.pth'))
+    assert len(server.requests) == 1
+
+
+def test_resume_partial_file_with_range(server, cache):
+    data, _ = _ckpt_bytes()
+    path = _named(data)
+    server.files[path] = data
+    cache.mkdir(parents=True)
+    half = len(data) // 2
+    partial = cache / (osp.basename(path) + '.partial')
+    partial.write_bytes(data[:half])
+    local = download_checkpoint(server.url(path))
+    assert server.requests == [(path, f'bytes={half}-')]
+    assert open(local, 'rb').read() == data
+    assert not partial.exists()
+
+
+def test_dropped_connection_is_resumed(server, cache):
+    data, model = _ckpt_bytes()
+    path = _named(data)
+    server.files[path] = data
+    server.drop_after[path] = 1000
+    with pytest.warns(UserWarning, match='resuming at byte 1000'):
+        ckpt = load_from_http(server.url(path))
+    assert [r[1] for r in server.requests] == [None, 'bytes=1000-']
+    assert torch.equal(ckpt['state_dict']['weight'], model.weight)
+
+
+def test_unverifiable_name_warns(server, cache, monkeypatch):
+    data, _ = _ckpt_bytes()
+    server.files['/hf/densecl_r50.pth'] = data
+    with pytest.warns(UserWarning, match='cannot be verified'):
+        download_checkpoint(server.url('/hf/densecl_r50.pth'))
+    monkeypatch.setenv('MMSEG_CONTRAST_REQUIRE_HASH', '1')
+    with pytest.raises(DownloadError, match='cannot be verified'):
+        download_checkpoint(server.url('/hf/densecl_r50.pth'))
+
+
+def test_downloaded_pickle_is_not_trusted(server, cache):
+    # a checkpoint smuggling an arbitrary callable is refused by the
+    # allowlist loader even though its checksum is right
+    data, _ = _ckpt_bytes(extra={'evil': os.getcwd})
+    path = _named(data)
+    server.files[path] = data
+    with pytest.raises(UnsafeCheckpointError, match='allowlist'):
+        load_from_http(server.url(path))
+
+
+def test_mmengine_entry_points_use_verified_loader(server, cache):
+    """``init_cfg=Pretrained(URL)`` and ``load_checkpoint(model, URL)``."""
+    from mmengine.runner.checkpoint import load_checkpoint
+    from mmseg.registry import MODELS
+    data, _ = _ckpt_bytes()
+    # a real mmseg module saved under the 'backbone.' prefix
+    cfg = dict(type='MobileNetV2', widen_factor=0.25, out_indices=(1, ))
+    torch.manual_seed(1)
+    src = MODELS.build(cfg)
+    buf = io.BytesIO()
+    torch.save({'state_dict': {f'backbone.{k}': v
+                               for k, v in src.state_dict().items()}}, buf)
+    data = buf.getvalue()
+    path = _named(data, 'mnv2')
+    server.files[path] = data
+    dst = MODELS.build(
+        dict(cfg, init_cfg=dict(type='Pretrained', checkpoint=server.url(path),
+                                prefix='backbone.')))
+    dst.init_weights()
+    w = 'conv1.conv.weight'
+    assert torch.equal(dst.state_dict()[w], src.state_dict()[w])
+    # bad bytes under the same name through mmengine's load_checkpoint
+    bad_path = _named(data, 'mnv2_bad')
+    server.files[bad_path] = data[:-10]
+    with pytest.raises(ChecksumError):
+        load_checkpoint(nn.Module(), server.url(bad_path))
+    assert sorted(p.name for p in cache.iterdir()) == [osp.basename(path)]
+
+
+def _dist_worker(rank, world_size, port, url, model_dir, result_dir):
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
+                      LOCAL_RANK=str(rank))
+    import torch.distributed as dist
+    dist.init_process_group('gloo', rank=rank, world_size=world_size)
+    try:
+        import mmseg_contrast  # noqa: F401
+        from mmseg_contrast.utils.download import load_from_http as load
+        ckpt = load(url, model_dir=model_dir)
+        torch.save(ckpt['state_dict'], osp.join(result_dir, f'{rank}.pt'))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_rank0_downloads_first_under_ddp(server, tmp_path):
+    import socket
+    import torch.multiprocessing as mp
+    data, model = _ckpt_bytes()
+    path = _named(data)
+    server.files[path] = data
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    mp.spawn(_dist_worker, nprocs=2,
+             args=(2, port, server.url(path), str(tmp_path / 'c'),
+                   str(tmp_path)))
+    assert len(server.requests) == 1  # only rank 0 hit the server
+    for r in range(2):
+        sd = torch.load(tmp_path / f'{r}.pt')
+        assert torch.equal(sd['weight'], model.weight)
+
+
+def test_open_mmlab_scheme_goes_through_verified_loader(server, cache,
+                                                        monkeypatch):
+    import mmengine.runner.checkpoint as ckpt_mod
+    from mmengine.runner.checkpoint import CheckpointLoader
+    data, model = _ckpt_bytes()
+    path = _named(data, 'resnet_toy')
+    server.files[path] = data
+    server.files['/zoo/resnet_bad-0123abcd.pth'] = data
+    monkeypatch.setattr(
+        ckpt_mod, 'get_external_models', lambda: {
+            'toy': server.url(path),
+            'bad': server.url('/zoo/resnet_bad-0123abcd.pth')
+        })
+    ckpt = CheckpointLoader.load_checkpoint('open-mmlab://toy')
+    assert torch.equal(ckpt['state_dict']['weight'], model.weight)
+    with pytest.raises(ChecksumError):
+        CheckpointLoader.load_checkpoint('open-mmlab://bad')
+
+
+def test_stale_partial_from_older_file_is_redownloaded(server, cache):
+    data, _ = _ckpt_bytes()
+    path = _named(data)
+    server.files[path] = data
+    cache.mkdir(parents=True)
+    partial = cache / (osp.basename(path) + '.partial')
+    partial.write_bytes(b'x' * 500)  # not a prefix of the current file
+    with pytest.warns(UserWarning, match='again from the start'):
+        local = download_checkpoint(server.url(path))
+    assert [r[1] for r in server.requests] == ['bytes=500-', None]
+    assert open(local, 'rb').read() == data
+
+
+def test_complete_partial_is_used_without_request(server, cache):
+    data, _ = _ckpt_bytes()
+    path = _named(data)
+    cache.mkdir(parents=True)
+    (cache / (osp.basename(path) + '.partial')).write_bytes(data)
+    local = download_checkpoint(server.url(path))
+    assert server.requests == [] and open(local, 'rb').read() == data

@@ -1,0 +1,54 @@
+"""Download (and verify) model-zoo weights by name, like ``mim download``.
+
+    python tools/misc/download_weights.py --list
+    python tools/misc/download_weights.py NAME [NAME ...] [--dest DIR]
+
+Resolves ``Weights`` of each model in ``model-index.yml``, downloads it into
+the torch hub cache (or ``--dest``) with the checksum in the file name
+verified and partial downloads resumed (see
+``mmseg_contrast/utils/download.py``), and prints the local path and the
+config to use it with. An already cached file is verified and reused
+without network access.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(
+    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import mmseg_contrast  # noqa: E402,F401
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Download model-zoo weights')
+    p.add_argument('names', nargs='*', help='model names (metafile Name)')
+    p.add_argument('--list', action='store_true', help='list the models')
+    p.add_argument('--dest', help='folder (default: torch hub cache)')
+    p.add_argument('--model-index', help='model-index.yml to read')
+    p.add_argument('--retries', type=int, default=3)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    from mmseg_contrast.utils.download import download_checkpoint
+    from mmseg_contrast.utils.model_zoo import find_model, load_model_index
+    args = parse_args(argv)
+    if args.list or not args.names:
+        for m in load_model_index(args.model_index):
+            print(f'{m["Name"]}\t{m.get("Config", "")}\t'
+                  f'{m.get("Weights", "(no weights)")}')
+        return []
+    paths = []
+    for name in args.names:
+        m = find_model(name, args.model_index)
+        if not m.get('Weights'):
+            raise SystemExit(f'{name} has no Weights in the model index')
+        path = download_checkpoint(m['Weights'], model_dir=args.dest,
+                                   retries=args.retries)
+        print(f'{name}: {path} (config: {m.get("Config")})')
+        paths.append(path)
+    return paths
+
+
+if __name__ == '__main__':
+    main()

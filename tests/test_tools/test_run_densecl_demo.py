@@ -1,0 +1,46 @@
+"""tools/run_densecl_demo.py helpers: the fine-tuning schedule override and
+the metric read-back (the full pipeline is run by `make densecl-demo`)."""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@pytest.fixture(scope='module')
+def demo():
+    spec = importlib.util.spec_from_file_location(
+        'run_densecl_demo', osp.join(REPO, 'tools', 'run_densecl_demo.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_finetune_cfg_equal_budget(demo, tmp_path):
+    for path in (demo.DENSECL_FT_CFG, demo.RANDOM_FT_CFG):
+        cfg = demo._finetune_cfg(path, 37, str(tmp_path), seed=3)
+        assert cfg.train_cfg.max_iters == 37 == cfg.train_cfg.val_interval
+        assert all(s.end == 37 for s in cfg.param_scheduler)
+        assert cfg.default_hooks.checkpoint.interval == 37
+        assert cfg.randomness.seed == 3 and cfg.work_dir == str(tmp_path)
+    dense = demo._finetune_cfg(demo.DENSECL_FT_CFG, 5, str(tmp_path))
+    rand = demo._finetune_cfg(demo.RANDOM_FT_CFG, 5, str(tmp_path))
+    assert dense.model.backbone.init_cfg.type == 'Pretrained'
+    assert rand.model.backbone.init_cfg is None
+    # identical apart from the backbone initialisation
+    dense.model.backbone.init_cfg = None
+    assert dense.model.to_dict() == rand.model.to_dict()
+
+
+def test_last_metrics(demo, tmp_path):
+    d = tmp_path / '20260101_000000' / 'vis_data'
+    d.mkdir(parents=True)
+    lines = [{'loss': 1.0, 'step': 1}, {'mIoU': 10.0, 'step': 2},
+             {'loss': 0.5, 'step': 3}, {'mIoU': 12.5, 'aAcc': 80.0,
+                                        'step': 4}]
+    (d / 'scalars.json').write_text('\n'.join(json.dumps(x) for x in lines))
+    assert demo._last_metrics(str(tmp_path))['mIoU'] == 12.5
+    with pytest.raises(FileNotFoundError):
+        demo._last_metrics(str(tmp_path / 'none'))

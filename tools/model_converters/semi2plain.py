@@ -17,6 +17,9 @@ from collections import OrderedDict
 
 import torch
 
+import mmseg_contrast  # noqa: F401  (applies the checkpoint allowlist)
+from mmseg_contrast._compat import load_checkpoint_file
+
 
 def semi_to_plain(state_dict: dict, branch: str = 'teacher') -> OrderedDict:
     """Keys of ``branch`` without prefix.
@@ -53,8 +56,8 @@ def main(argv=None):
     parser.add_argument('--branch', default='teacher',
                         choices=['teacher', 'student'])
     args = parser.parse_args(argv)
-    # our own training output: a full (trusted) mmengine checkpoint
-    ckpt = torch.load(args.src, map_location='cpu', weights_only=False)
+    # through the safe loader: a hostile pickle is refused before it runs
+    ckpt = load_checkpoint_file(args.src, map_location='cpu')
     state_dict = ckpt.get('state_dict', ckpt)
     out = dict(state_dict=semi_to_plain(state_dict, args.branch))
     if 'meta' in ckpt:

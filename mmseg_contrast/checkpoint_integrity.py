@@ -107,8 +107,10 @@ def _zip_records(f, size: int, name: str):
         if info.compress_type != zipfile.ZIP_STORED:
             compressed.append(info)
             continue
-        f.seek(info.header_offset)
-        hdr = f.read(30)
+        hdr = b''
+        if 0 <= info.header_offset < size:
+            f.seek(info.header_offset)
+            hdr = f.read(30)
         if len(hdr) < 30 or not hdr.startswith(ZIP_LOCAL_MAGIC):
             raise CorruptCheckpointError(
                 f'Checkpoint {name} is damaged: the zip header of record '

@@ -165,8 +165,8 @@ class ReCoLoss(nn.Module):
       input dtype (fp16/bf16 safe);
     * label values outside ``[0, C)`` (other than ``ignore_index``) raise a
       ``ValueError`` instead of silently indexing another class;
-    * NaN / Inf in ``rep`` at labelled pixels raise a ``FloatingPointError``
-      naming the classes (checked in the same host sync), instead of
+    * NaN / Inf in ``rep`` raise a ``FloatingPointError`` with the fix
+      (checked on the prototypes, in the same host sync), instead of
       torch's ``invalid multinomial distribution``.
 
     Args:
@@ -313,21 +313,20 @@ class ReCoLoss(nn.Module):
             device=device).scatter_(1, lab_c.unsqueeze(1), 1.0)
         sums = onehot[:, :C].t() @ R32                              # (C, D)
         protos = sums / n_valid.clamp(min=1).unsqueeze(1).to(R32.dtype)
-        # a NaN / Inf at any valid pixel reaches its class prototype
-        nonfinite = present & ~torch.isfinite(protos).all(dim=1)     # (C,)
+        # any NaN / Inf in rep reaches the prototypes (0 * NaN = NaN)
+        nonfinite = ~torch.isfinite(protos).all()
         # The single device->host sync: active classes + input checks.
-        flags = torch.cat([active, nonfinite, bad.view(1)]).cpu()
+        flags = torch.cat([active, nonfinite.view(1), bad.view(1)]).cpu()
         if bool(flags[-1]):
             raise ValueError(
                 f'ReCoLoss: seg_label has values outside [0, {C}) that are '
                 f'not ignore_index={self.ignore_index} (C = prob.shape[1])')
-        if bool(flags[C:2 * C].any()):
+        if bool(flags[C]):
             raise FloatingPointError(
-                f'ReCoLoss: the representation (rep) holds NaN or Inf at '
-                f'labelled pixels of class(es) '
-                f'{flags[C:2 * C].nonzero().flatten().tolist()}: training '
-                f'diverged before the ReCo term (it would fail as an '
-                f'"invalid multinomial distribution"). Lower the learning '
+                f'ReCoLoss: the representation (rep, shape '
+                f'{tuple(rep.shape)}) holds NaN or Inf: training diverged '
+                f'before the ReCo term (it would fail as an "invalid '
+                f'multinomial distribution"). Lower the learning '
                 f"rate (optim_wrapper.optimizer.lr), add gradient clipping "
                 f'(optim_wrapper.clip_grad=dict(max_norm=...)), or use a '
                 f'dynamic loss scale with fp16 (AmpOptimWrapper); check the '

@@ -17,6 +17,10 @@ model = dict(
         strong_threshold=0.97,
         unsup_weighting='ratio',  # ReCo: per-image share of conf >= 0.97
         mix_mode='classmix',
+        # ReCo's augmentation of the pseudo-labelled batch (VOC / SUN
+        # values): random rescale 0.5-1.5 + crop before mixing, Gaussian blur
+        # and flip after it
+        unsup_aug=dict(scale=(0.5, 1.5), blur_prob=0.5, flip_prob=0.5),
         reco=False),
     semi_test_cfg=dict(predict_on='teacher'))
 
@@ -50,5 +54,11 @@ train_dataloader = dict(
         datasets=[labeled_dataset, unlabeled_dataset],
         ignore_keys=['classes', 'palette']))
 
-custom_hooks = [dict(type='MeanTeacherHook', max_decay=0.99)]
+# ReCo's decay min(1 - 1/(t+1), 0.99) with its EMA window capped at 1/10 of
+# the schedule (40 iterations of 400: decay 0.975), so the final teacher
+# holds ~0 weight on the first half of the run (0.99 would keep 13 %)
+custom_hooks = [
+    dict(type='MeanTeacherHook', max_decay=0.99, decay_schedule='horizon',
+         horizon=0.1)
+]
 val_cfg = dict(type='TeacherStudentValLoop')

@@ -14,7 +14,7 @@
 #   across an epoch boundary (about 16 / 62 * 16 / 62 = 7 % of queries at
 #   most);
 # - lr: DenseCL / MoCo-v2's 0.03 per 256 images scaled linearly to batch 32
-#   is 0.00375; the cosine schedule is 600 iterations (~10 epochs).
+#   is 0.00375; the cosine schedule is 300 iterations (~5 epochs).
 _base_ = ['mmpretrain::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 default_scope = 'mmpretrain'
@@ -22,7 +22,7 @@ default_scope = 'mmpretrain'
 crop = 64
 batch_size = 32
 queue_len = 512
-max_iters = 600
+max_iters = 300
 base_lr = 0.03 * batch_size / 256
 
 model = dict(

@@ -19,7 +19,7 @@ def plot_suite(suite, out_png):
             ax.plot([0, 1], [vb, vm], '-o', color=f'C{s}', alpha=0.7,
                     label=f'seed {c["seeds"][s]}')
         ax.plot([0, 1], [c['baseline_mean'], c['method_mean']], 'k_',
-                markersize=30, mew=2, label='mean')
+                markersize=30, mew=2, label='mean', zorder=5)
         ax.set_xticks([0, 1], [c['baseline'], c['method']])
         ax.set_xlim(-0.4, 1.9)
         ax.set_ylabel('test mIoU')
@@ -32,7 +32,7 @@ def plot_suite(suite, out_png):
         ax2.set_ylabel('paired diff (95% CI)', color='crimson')
         ax.set_title(f'{c["name"]}\n{c["diff_mean"]:+.2f} '
                      f'[{lo:+.2f}, {hi:+.2f}]', fontsize=9)
-        ax.legend(fontsize=6, loc='lower left')
+        ax.legend(fontsize=6, loc='best', framealpha=0.5)
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)

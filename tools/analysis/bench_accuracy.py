@@ -36,24 +36,29 @@ sys.path.insert(0, REPO)
 from _compare_lib import ArmSpec, CompareError, read_json, write_json  # noqa
 from compare_runs import run_comparison  # noqa: E402
 
-B = 'configs/bench/'
-DATASET = 'fashion_canvas (20 labelled / 1980 unlabelled train, 500 test)'
+from mmseg_contrast.utils.offline_data import _lock  # noqa: E402
+
+B = 'configs/bench/deeplabv3_mnv2_'
+FC = 'fashion_canvas ({n} labelled / {u} unlabelled train canvases, 500 test)'
 ARMS = dict(
-    sup=B + 'deeplabv3_mnv2_sup-only_20lab-fashion_cpu.py',
-    contrast=B + 'deeplabv3_mnv2_contrast_20lab-fashion_cpu.py',
-    semi=B + 'deeplabv3_mnv2_meanteacher-classmix_20lab-fashion_cpu.py',
-    semi_reco=B + 'deeplabv3_mnv2_reco-classmix_20lab-fashion_cpu.py',
-    random_init=B + 'deeplabv3_mnv2_random-init_20lab-fashion_cpu.py',
-    densecl=B + 'deeplabv3_mnv2_densecl-pre_20lab-fashion_cpu.py',
+    sup=B + 'sup-only_20lab-fashion_cpu.py',
+    contrast=B + 'contrast_20lab-fashion_cpu.py',
+    sup100=B + 'sup-only_100lab-fashion_cpu.py',
+    semi100=B + 'meanteacher-classmix_100lab-fashion_cpu.py',
+    semi_reco100=B + 'reco-classmix_100lab-fashion_cpu.py',
+    random_init100=B + 'random-init_100lab-fashion_cpu.py',
+    densecl100=B + 'densecl-pre_100lab-fashion_cpu.py',
 )
-DENSECL_PRETRAIN = B + 'densecl_mnv2_1xb32-coslr-300it_fashion-64x64.py'
+DENSECL_PRETRAIN = 'configs/bench/densecl_mnv2_1xb32-coslr-300it_fashion-64x64.py'
 DENSECL_MMSEG = 'densecl_mnv2_mmseg.pth'
-#: name -> (baseline arm, method arm), in the order they run
+#: name -> (baseline arm, method arm, dataset), in the order they run; see
+#: configs/bench/README.md for why the few-label comparisons use 100 labels
 COMPARISONS = dict(
-    contrast_vs_ce=('sup', 'contrast'),
-    semi_vs_sup=('sup', 'semi'),
-    semi_reco_vs_semi=('semi', 'semi_reco'),
-    densecl_vs_random=('random_init', 'densecl'),
+    contrast_vs_ce=('sup', 'contrast', FC.format(n=20, u=1980)),
+    semi_vs_sup=('sup100', 'semi100', FC.format(n=100, u=1900)),
+    semi_reco_vs_semi=('semi100', 'semi_reco100', FC.format(n=100, u=1900)),
+    densecl_vs_random=('random_init100', 'densecl100',
+                       FC.format(n=100, u=1900)),
 )
 
 
@@ -63,13 +68,19 @@ def _say(msg):
 
 def densecl_pretrain(work_root, seed, max_iters=None):
     """Pre-train (or reuse) seed ``seed``'s DenseCL backbone; return the
-    converted mmseg checkpoint."""
+    converted mmseg checkpoint. A lock lets several suite processes share
+    the pre-training runs."""
     wd = osp.join(work_root, 'densecl_pretrain', f'seed_{seed}')
+    os.makedirs(wd, exist_ok=True)
+    with _lock(osp.join(wd, 'pretrain')):
+        return _densecl_pretrain(wd, seed, max_iters)
+
+
+def _densecl_pretrain(wd, seed, max_iters):
     out = osp.join(wd, DENSECL_MMSEG)
     if osp.isfile(out):
         _say(f'DenseCL pre-training seed {seed}: reused {out}')
         return out
-    os.makedirs(wd, exist_ok=True)
     py = sys.executable
     cmd = [py, osp.join(REPO, 'tools/train.py'), DENSECL_PRETRAIN,
            '--work-dir', wd, '--cfg-options', f'randomness.seed={seed}']
@@ -88,7 +99,7 @@ def densecl_pretrain(work_root, seed, max_iters=None):
     with open(osp.join(wd, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
     conv = [py, osp.join(REPO, 'tools/model_converters/densecl2mmseg.py'),
-            ckpt, out + '.tmp', '--config', ARMS['densecl']]
+            ckpt, out + '.tmp', '--config', ARMS['densecl100']]
     with open(osp.join(wd, 'convert.log'), 'w') as log:
         rc = subprocess.call(conv, cwd=REPO, stdout=log, stderr=log)
     if rc:
@@ -100,7 +111,7 @@ def densecl_pretrain(work_root, seed, max_iters=None):
     return out
 
 
-def suite_entry(name, report):
+def suite_entry(name, report, dataset):
     """The suite's entry for one comparison report (per-seed values
     first; the summary recomputed from them)."""
     from mmseg_contrast.utils.paired_stats import arm_stats, paired_stats
@@ -109,7 +120,7 @@ def suite_entry(name, report):
     ps = paired_stats(base, meth)
     return dict(
         name=name, baseline=comp['baseline'], method=comp['method'],
-        dataset=DATASET, seeds=comp['seeds'], baseline_miou=base,
+        dataset=dataset, seeds=comp['seeds'], baseline_miou=base,
         method_miou=meth, diff_mean=ps['diff_mean'], ci95=ps['ci95'],
         per_seed_diff=ps['per_seed_diff'],
         baseline_mean=arm_stats(base)['mean'],
@@ -152,7 +163,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     try:
         for i, name in enumerate(names, 1):
-            base, meth = COMPARISONS[name]
+            base, meth, dataset = COMPARISONS[name]
             _say(f'comparison {i}/{len(names)}: {name} ({meth} vs {base})')
             opts = None
             if name == 'densecl_vs_random':
@@ -163,10 +174,10 @@ def main(argv=None):
             report = run_comparison(
                 ArmSpec(base, ARMS[base]), [ArmSpec(meth, ARMS[meth], opts)],
                 args.seeds, work_root, max_iters=args.max_iters,
-                launcher=args.launcher, nproc=args.nproc, dataset=DATASET,
+                launcher=args.launcher, nproc=args.nproc, dataset=dataset,
                 out_json=osp.join(work_root, f'{name}.json'),
                 out_png=osp.join(work_root, f'{name}.png'), log=_say)
-            entries[name] = suite_entry(name, report)
+            entries[name] = suite_entry(name, report, dataset)
             _write(args, entries, suite)
     except CompareError as e:
         _say(f'error: {e}')
@@ -185,7 +196,7 @@ def _write(args, entries, suite):
         suite, comparisons=[entries[n] for n in order],
         protocol=dict(
             doc='configs/bench/README.md', metric='mIoU (test split)',
-            seeds=args.seeds, dataset=DATASET,
+            seeds=args.seeds,
             densecl_pretrain=DENSECL_PRETRAIN, arms=ARMS))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     write_json(args.out, suite)

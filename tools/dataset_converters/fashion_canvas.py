@@ -67,7 +67,7 @@ SPLITS = dict(
 )
 #: (number of labelled canvases, min classes per canvas incl. background,
 #:  selection seed) written at preparation time
-LABELED_SUBSETS = ((20, 3, 0), (20, 3, 1), (20, 3, 2))
+LABELED_SUBSETS = ((20, 3, 0), (20, 3, 1), (20, 3, 2), (100, 3, 0))
 
 
 def read_idx(path):

@@ -190,10 +190,40 @@ def main(argv=None):
     return 0
 
 
+#: arms of the first (20-label) semi-supervised protocol, abandoned after
+#: its first run collapsed (configs/bench/README.md); reported, not compared
+DISCARDED = dict(
+    semi_vs_sup_20labels=dict(
+        baseline=('sup', ARMS['sup']),
+        method=('semi', B + 'meanteacher-classmix_20lab-fashion_cpu.py'),
+        why='the 20-label supervised model is at chance on foreground '
+            'classes of unseen canvases; the mean teacher collapsed to '
+            'all-background; moved to 100 labels'))
+
+
+def discarded_protocols(work_root):
+    """Per-seed test mIoU of the discarded protocol's finished runs."""
+    out = {}
+    for name, d in DISCARDED.items():
+        entry = dict(why=d['why'])
+        for role in ('baseline', 'method'):
+            arm, cfg = d[role]
+            vals = {}
+            for s in range(10):
+                res = read_json(osp.join(work_root, arm, f'seed_{s}',
+                                         'result.json'))
+                if res and res.get('metrics', {}).get('mIoU') is not None:
+                    vals[s] = res['metrics']['mIoU']
+            entry[role] = dict(arm=arm, config=cfg, miou_by_seed=vals)
+        out[name] = entry
+    return out
+
+
 def _write(args, entries, suite):
     order = [n for n in COMPARISONS if n in entries]
     suite = dict(
         suite, comparisons=[entries[n] for n in order],
+        discarded_protocols=discarded_protocols(osp.abspath(args.work_dir)),
         protocol=dict(
             doc='configs/bench/README.md', metric='mIoU (test split)',
             seeds=args.seeds,

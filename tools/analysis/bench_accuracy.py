@@ -190,15 +190,24 @@ def main(argv=None):
     return 0
 
 
-#: arms of the first (20-label) semi-supervised protocol, abandoned after
-#: its first run collapsed (configs/bench/README.md); reported, not compared
+#: arms of the semi-supervised settings abandoned after their first run
+#: collapsed (configs/bench/README.md); reported, not compared
 DISCARDED = dict(
     semi_vs_sup_20labels=dict(
         baseline=('sup', ARMS['sup']),
         method=('semi', B + 'meanteacher-classmix_20lab-fashion_cpu.py'),
         why='the 20-label supervised model is at chance on foreground '
             'classes of unseen canvases; the mean teacher collapsed to '
-            'all-background; moved to 100 labels'))
+            'all-background; moved to 100 labels'),
+    semi_vs_sup_100labels_ratio=dict(
+        baseline=('sup100', ARMS['sup100']),
+        method=('semi100_ratio', ARMS['semi100'] + ' with ReCo ratio '
+                'weighting (the 20-label file\'s unsup_weighting)'),
+        why='ReCo\'s per-image ratio weighting trains every pseudo-labelled '
+            'pixel; the confident black background makes the ratio high '
+            'while unconfident object pixels are still labelled background: '
+            'collapse to background again; replaced by per-pixel '
+            'thresholding (conf >= 0.95)'))
 
 
 def discarded_protocols(work_root):

@@ -58,3 +58,13 @@ def test_discarded_protocols_read_finished_runs_only(tmp_path):
     out = ba.discarded_protocols(str(tmp_path))['semi_vs_sup_20labels']
     assert out['baseline']['miou_by_seed'] == {0: 14.0, 1: 13.0}
     assert out['method']['miou_by_seed'] == {0: 7.0}
+
+
+def test_markdown_table_from_suite_json():
+    c = dict(name='x_vs_y', dataset='fashion_canvas (20 labelled / 1980 '
+             'unlabelled)', baseline='y', method='x', baseline_mean=1.0,
+             baseline_std=0.5, method_mean=2.0, method_std=0.25,
+             per_seed_diff=[1.0, 0.5, 1.5], diff_mean=1.0, ci95=[-0.24, 2.24])
+    table = ba.markdown_table(dict(comparisons=[c]))
+    assert '| `x_vs_y` | 20 | y 1.00 ± 0.50 | x 2.00 ± 0.25 |' in table
+    assert '+1.00, +0.50, +1.50 | **+1.00** [-0.24, +2.24] |' in table

@@ -150,12 +150,34 @@ def parse_args(argv=None):
     p.add_argument('--launcher', default='none',
                    choices=['none', 'pytorch', 'slurm'])
     p.add_argument('--nproc', type=int, default=1)
+    p.add_argument('--markdown', action='store_true',
+                   help='only print the results table of --out (markdown)')
     return p.parse_args(argv)
+
+
+def markdown_table(suite):
+    """The README table of a suite JSON (numbers from its per-seed values)."""
+    rows = ['| comparison | labelled | baseline (mean ± std) | method (mean ± std) '
+            '| per-seed diff | paired diff [95 % CI] |',
+            '|---|---|---|---|---|---|']
+    for c in suite.get('comparisons', []):
+        lab = c['dataset'].split('(')[1].split(' labelled')[0]
+        diffs = ', '.join(f'{d:+.2f}' for d in c['per_seed_diff'])
+        rows.append(
+            f'| `{c["name"]}` | {lab} | {c["baseline"]} '
+            f'{c["baseline_mean"]:.2f} ± {c["baseline_std"]:.2f} | '
+            f'{c["method"]} {c["method_mean"]:.2f} ± {c["method_std"]:.2f} | '
+            f'{diffs} | **{c["diff_mean"]:+.2f}** [{c["ci95"][0]:+.2f}, '
+            f'{c["ci95"][1]:+.2f}] |')
+    return '\n'.join(rows)
 
 
 def main(argv=None):
     args = parse_args(argv)
     os.chdir(REPO)
+    if args.markdown:
+        print(markdown_table(read_json(args.out) or {}))
+        return 0
     names = args.only or list(COMPARISONS)
     work_root = osp.abspath(args.work_dir)
     suite = read_json(args.out) or {}

@@ -110,7 +110,11 @@ def test_plan_run_reuse_resume_and_mismatch(tmp_path):
     sig2, fields2 = lib.make_signature(TINY, 0, ['a=2'], [], 1, [])
     plan = lib.plan_run(d, sig2, fields2)
     assert plan['action'] == 'mismatch'
-    assert plan['changes'] == ['cfg_options: -a=1, +a=2']
+    assert plan['changes'] == ['cfg_options: a: 1 -> 2']
+    sig3, fields3 = lib.make_signature(TINY, 1, ['b=1'], ['--amp'], 1, [])
+    assert lib.plan_run(d, sig3, fields3)['changes'] == [
+        'cfg_options: -a=1; +b=1', "seed: 0 -> 1",
+        "train_args: +--amp"]
 
 
 def _data_opts(root):
@@ -195,7 +199,7 @@ def test_rerun_reuses_finished_runs(compared, capsys):
     assert compare.main(_cli(work, root, '--max-iters', '3')) == 1
     err = capsys.readouterr().err
     assert 'hold runs with other settings' in err and '--overwrite' in err
-    assert '-train_cfg.max_iters=2, +train_cfg.max_iters=3' in err
+    assert 'train_cfg.max_iters: 2 -> 3' in err
 
 
 def test_broken_config_one_clear_error(tmp_path, voc_mini_root, capsys):

@@ -236,6 +236,20 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
+def _diff_options(a, b):
+    """``KEY=VALUE`` list changes: ``key: old -> new``, ``+k=v``, ``-k=v``."""
+    da = dict(o.split('=', 1) for o in a if '=' in o)
+    db = dict(o.split('=', 1) for o in b if '=' in o)
+    if len(da) != len(a) or len(db) != len(b):  # repeated keys: item diff
+        return ([f'-{x}' for x in a if x not in b]
+                + [f'+{x}' for x in b if x not in a])
+    out = [f'{k}: {da[k]} -> {db[k]}' for k in da
+           if k in db and da[k] != db[k]]
+    out += [f'-{k}={v}' for k, v in da.items() if k not in db]
+    out += [f'+{k}={v}' for k, v in db.items() if k not in da]
+    return out or ['same options, other order']
+
+
 def _diff_fields(old, new):
     """Readable differences of two signature field dicts."""
     out = []
@@ -244,11 +258,7 @@ def _diff_fields(old, new):
         if a == b:
             continue
         if isinstance(a, list) and isinstance(b, list):
-            gone = [x for x in a if x not in b]
-            added = [x for x in b if x not in a]
-            out.append(f'{k}: ' + ', '.join(
-                [f'-{x}' for x in gone] + [f'+{x}' for x in added]
-                or ['same items, other order']))
+            out.append(f'{k}: ' + '; '.join(_diff_options(a, b)))
         else:
             out.append(f'{k}: {a!r} -> {b!r}')
     return out
@@ -321,7 +331,7 @@ def run_logged(cmd, log_path, stage, arm, config, echo=False):
         p for p in (REPO, env.get('PYTHONPATH')) if p)
     with open(log_path, 'w') as log, subprocess.Popen(
             cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1, env=env) as proc:
+            text=True, errors='replace', bufsize=1, env=env) as proc:
         for line in proc.stdout:
             log.write(line)
             if echo:

@@ -214,7 +214,8 @@ def run_comparison(baseline, methods, seeds, work_root, *, max_iters=None,
         tag = f'{job["arm"].name} seed {job["seed"]}'
         act = job['plan']['action']
         if act == 'skip':
-            rec = dict(job['plan']['result'], status='reused')
+            rec = dict(job['plan']['result'], status='reused',
+                       run_dir=job['run_dir'])
             log(f'[{i}/{total}] {tag}: finished run found, skipped '
                 f'({metric} {metric_value(rec, metric):.2f})')
         else:

@@ -166,7 +166,8 @@ def check_densecl_backbone_output(feats, neck):
             'tuple with one feature map (the DenseCL neck indexes x[0]); '
             'some backbones, e.g. mmseg\'s MobileNetV2 with a single '
             'out_index, return a bare tensor: use the mmpretrain backbone of '
-            'the same name (identical weights layout).')
+            'the same name (identical weights layout) or SegMobileNetV2 '
+            '(mmseg\'s MobileNetV2 with strides/dilations, tuple output).')
     if len(feats) != 1:
         raise DenseCLConfigError(
             f'DenseCL: the backbone must return exactly one feature map, got '

@@ -54,6 +54,18 @@ def test_pretrain_configs(path):
             assert all(DATASETS.get(s['type']) is not None for s in segs)
 
 
+def test_aal_demo_queue_lr_and_logging():
+    """The CPU demo's queue fits 82 images, its lr is MoCo's 0.03 / 256
+    scaled to the batch, and the iteration schedule logs iterations."""
+    from mmseg_contrast.models.selfsup.densecl import own_image_in_queue_prob
+    cfg = Config.fromfile(AAL_PRE)
+    bs = cfg.train_dataloader.batch_size
+    assert own_image_in_queue_prob(82, cfg.model.queue_len, bs) <= 0.05
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.03 * bs / 256)
+    assert cfg.log_processor.by_epoch is False
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop'
+
+
 @pytest.mark.parametrize('path', FINETUNE, ids=osp.basename)
 def test_finetune_configs(path):
     cfg = Config.fromfile(path)

@@ -95,6 +95,11 @@ def main():
     # resume training
     cfg.resume = args.resume
 
+    # stop at the first label value >= num_classes, naming the file
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any('LabelRangeCheckHook' in str(h.get('type', '')) for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='mmseg.LabelRangeCheckHook')]
+
     # build the runner from config
     if 'runner_type' not in cfg:
         # build the default runner

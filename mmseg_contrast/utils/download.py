@@ -343,7 +343,9 @@ def load_from_http(filename: str,
     if path is None:
         path = download_checkpoint(
             filename, model_dir=model_dir, allow_download=False)
-    return load_checkpoint_file(path, map_location=map_location)
+    # the sha256 in the name was just verified by download_checkpoint
+    return load_checkpoint_file(path, map_location=map_location,
+                                check_hash=False)
 
 
 def register_url_scheme() -> None:

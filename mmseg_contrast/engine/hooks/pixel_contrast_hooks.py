@@ -77,6 +77,8 @@ class PixelMemoryBankHook(Hook):
                 'PixelMemoryBankHook: the model has no contrast head with a '
                 'memory_bank; set decode_head.memory_bank=dict('
                 "type='PixelMemoryBank', ...) or drop the hook.")
+        for _, head in heads:
+            head.memory_bank_consumer = type(self).__name__
         model = runner.model
         if (self.exclude_from_ddp_broadcast
                 and isinstance(model, DistributedDataParallel)):

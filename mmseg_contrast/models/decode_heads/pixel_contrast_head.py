@@ -54,6 +54,9 @@ from mmseg.models.decode_heads import (ASPPHead, DepthwiseSeparableASPPHead,
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ..utils.head_checks import (bind_loss_num_classes,
+                                 memory_bank_cfg_for_head,
+                                 missing_bank_consumer_error)
 from .aux_embedding_mixin import AuxEmbeddingMixin, ProjectionHead
 
 
@@ -71,12 +74,13 @@ class PixelContrastMixin(AuxEmbeddingMixin):
             ``loss(embed, seg_label, seg_pred, memory_bank=bank)`` (memory
             mode). Its ``loss_weight`` is the weight after warm-up.
         memory_bank (dict, optional): config of a ``PixelMemoryBank``
-            (``num_classes``, ``feat_dim`` and ``ignore_index`` default to
-            the head's ``num_classes``, ``proj_channels`` and
-            ``ignore_index``); when given the loss contrasts the anchors
+            (``num_classes``, ``feat_dim`` and ``ignore_index`` default to,
+            and must equal, the head's ``num_classes``, ``proj_channels``
+            and ``ignore_index``); when given the loss contrasts the anchors
             against the bank, and the
             detached keys and labels of each step are kept for
-            ``PixelMemoryBankHook`` to enqueue after the optimizer step.
+            ``PixelMemoryBankHook`` to enqueue after the optimizer step
+            (a training step without that hook raises).
         proj_norm_cfg (dict, optional): norm layer of the projection head;
             defaults to the head's ``norm_cfg`` (BN if the head has none).
     """
@@ -101,15 +105,16 @@ class PixelContrastMixin(AuxEmbeddingMixin):
         self.proj_head = ProjectionHead(
             self.channels, proj_channels, kind='mlp', norm_cfg=proj_norm_cfg)
         self.contrast_loss = MODELS.build(contrast_loss)
+        bind_loss_num_classes(type(self).__name__, self.contrast_loss,
+                              self.num_classes)
         if memory_bank is not None:
             if not isinstance(memory_bank, dict):
                 raise TypeError(f'{type(self).__name__}: memory_bank must be '
                                 f'None or a config dict, got '
                                 f'{type(memory_bank).__name__}')
-            memory_bank = dict(memory_bank)
-            memory_bank.setdefault('num_classes', self.num_classes)
-            memory_bank.setdefault('feat_dim', proj_channels)
-            memory_bank.setdefault('ignore_index', self.ignore_index)
+            memory_bank = memory_bank_cfg_for_head(
+                type(self).__name__, memory_bank, self.num_classes,
+                proj_channels, self.ignore_index)
             self.memory_bank = MODELS.build(memory_bank)
         else:
             self.memory_bank = None
@@ -120,6 +125,9 @@ class PixelContrastMixin(AuxEmbeddingMixin):
         self.contrast_weight_scale = 1.0
         self._pending_keys: Optional[Tuple[Tensor, Tensor]] = None
         self._warned_unconsumed = False
+        #: what enqueues the stashed keys (set by PixelMemoryBankHook); a
+        #: training step with a bank and no consumer is an error
+        self.memory_bank_consumer: Optional[str] = None
 
     # ------------------------------------------------------------------ #
     @property
@@ -157,6 +165,8 @@ class PixelContrastMixin(AuxEmbeddingMixin):
         seg_label = self.stack_gt(batch_data_samples)
 
         if self.memory_bank is not None:
+            if self.memory_bank_consumer is None:
+                raise missing_bank_consumer_error(type(self).__name__)
             with torch.no_grad():
                 small = F.interpolate(
                     seg_label[:, None].float(), size=embed.shape[-2:],

@@ -201,6 +201,8 @@ def test_checkpoint_loads_into_plain_config_and_predicts_identically():
     for kind in KINDS:
         contrast = MODELS.build(_model_cfg(kind, memory=True))
         contrast.train()
+        # this test enqueues by hand (no PixelMemoryBankHook)
+        _contrast_heads(contrast)[0].memory_bank_consumer = 'manual'
         imgs, samples = _batch()
         total, _ = contrast.parse_losses(contrast.loss(imgs, samples))
         total.backward()
@@ -272,6 +274,7 @@ def test_memory_mode_stashes_detached_keys_at_embedding_resolution():
     model = MODELS.build(_model_cfg('fcn', memory=True))
     model.train()
     head = _contrast_heads(model)[0]
+    head.memory_bank_consumer = 'manual'  # the test pops the keys itself
     bank = head.memory_bank
     # defaults filled from the head
     assert (bank.num_classes, bank.feat_dim,

@@ -40,6 +40,7 @@ checks that converted weights give the authors' logits.
 """
 import os
 import os.path as osp
+import re
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
@@ -49,7 +50,7 @@ __all__ = [
     'OpenSegLayoutError', 'OPENSEG_ARCHS', 'CONVERTER_VERSION',
     'is_openseg_checkpoint', 'detect_openseg_arch',
     'convert_openseg_state_dict', 'convert_openseg_checkpoint',
-    'convert_openseg_file'
+    'save_checkpoint', 'converted_cache_path', 'load_maybe_converted'
 ]
 
 #: bumped when the mapping changes (cached conversions are then redone)
@@ -64,13 +65,18 @@ OPENSEG_ARCHS = {
     'deeplabv3_r101_d8':
     _CFG + 'deeplabv3_r101-d8_openseg_4xb2-40k_cityscapes-512x1024.py',
     'deeplabv3_r101_d8_contrast':
-    _CFG + 'deeplabv3_r101-d8_openseg-contrast_4xb2-40k_cityscapes-512x1024.py',
+    _CFG + 'deeplabv3_r101-d8_openseg-contrast_4xb2-40k_cityscapes-512x1024.py',  # noqa: E501
 }
 
 # openseg config values the mmseg configs rebuild (network.backbone)
 _BACKBONE_NAMES = {'hrnet': ('hrnet48', ), 'deeplab': (
     'deepbase_resnet101_dilated8', )}
 _HRNET_WIDTH = 48
+# the modules of openseg's HighResolutionNet used by the segmentation nets
+# (``keep_imagenet_head`` would add incre_modules / downsamp_modules /
+# final_layer and change the outputs: refused)
+_HRNET_BACKBONE = re.compile(
+    r'^backbone\.(conv[12]|bn[12]|layer1|transition[123]|stage[234])\.')
 _RESNET101_BLOCKS = (3, 4, 23, 3)
 _BN_SUFFIXES = ('weight', 'bias', 'running_mean', 'running_var',
                 'num_batches_tracked')
@@ -150,7 +156,8 @@ def detect_openseg_arch(state_dict, config_dict=None) -> Tuple[str, int]:
     keys = set(sd)
     tops = {k.split('.', 1)[0] for k in keys}
     contrast = 'proj_head' in tops
-    if 'cls_head.0.weight' in keys and 'backbone.stage4.0.fuse_layers.0.1.0.weight' in keys:
+    if 'cls_head.0.weight' in keys and \
+            'backbone.stage4.0.fuse_layers.0.1.0.weight' in keys:
         family = 'hrnet'
         extra = tops - {'backbone', 'cls_head', 'proj_head'}
         if extra:
@@ -158,6 +165,12 @@ def detect_openseg_arch(state_dict, config_dict=None) -> Tuple[str, int]:
                 f'HRNet checkpoint with modules {sorted(extra)}: only '
                 f'HRNet_W48 / HRNet_W48_CONTRAST (backbone, cls_head, '
                 f'proj_head) are supported, not OCR or memory variants')
+        odd = [k for k in keys
+               if k.startswith('backbone.') and not _HRNET_BACKBONE.match(k)]
+        if odd:
+            raise OpenSegLayoutError(
+                f'HRNet backbone with modules the segmentation HRNet does not '
+                f'have: {_abbrev(odd)}')
         width = sd['backbone.transition1.0.0.weight'].shape[0]
         if width != _HRNET_WIDTH:
             raise OpenSegLayoutError(
@@ -272,7 +285,8 @@ def _map_hrnet(m: _Mapper, contrast: bool):
 def _map_deeplab(m: _Mapper, contrast: bool):
     for i, (conv, bn) in enumerate([('conv1', 'bn1'), ('conv2', 'bn2'),
                                     ('conv3', 'bn3')]):
-        m.copy(f'backbone.resinit.{conv}.weight', f'backbone.stem.{3 * i}.weight')
+        m.copy(f'backbone.resinit.{conv}.weight',
+               f'backbone.stem.{3 * i}.weight')
         m.bn(f'backbone.resinit.{bn}', f'backbone.stem.{3 * i + 1}')
     for i in range(1, 5):
         m.prefix(f'backbone.layer{i}.', f'backbone.layer{i}.')
@@ -354,7 +368,9 @@ def convert_openseg_checkpoint(ckpt) -> Dict:
     return {'state_dict': state_dict, 'meta': {'openseg': meta}}
 
 
-def _atomic_save(obj, dst):
+def save_checkpoint(obj, dst: str) -> None:
+    """``torch.save`` to ``dst`` atomically (never a half-written file)."""
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     tmp = f'{dst}.tmp{os.getpid()}'
     try:
         torch.save(obj, tmp)
@@ -364,18 +380,44 @@ def _atomic_save(obj, dst):
             os.remove(tmp)
 
 
-def convert_openseg_file(src: str, dst: str,
-                         ckpt: Optional[dict] = None) -> Dict:
-    """Read ``src`` with the safe loader (or use the already loaded
-    ``ckpt``), convert, write ``dst`` atomically; return the result."""
-    if ckpt is None:
-        from mmseg_contrast._compat import load_checkpoint_file
-        ckpt = load_checkpoint_file(src, map_location='cpu')
+def converted_cache_path(path: str) -> str:
+    """Where the conversion of a downloaded openseg file is cached."""
+    return osp.splitext(path)[0] + '.mmseg.pth'
+
+
+def load_maybe_converted(path: str, map_location=None):
+    """Load a downloaded checkpoint; an openseg one is converted.
+
+    The conversion is written once next to the download
+    (:func:`converted_cache_path`) and reused while its converter version
+    and source size match, so a second run neither re-reads the source nor
+    converts again. Other checkpoints are returned as loaded. Everything is
+    read with the safe loader.
+    """
+    from mmengine.logging import print_log
+
+    from mmseg_contrast._compat import load_checkpoint_file
+    conv = converted_cache_path(path)
+    size = osp.getsize(path)
+    if osp.isfile(conv):
+        ckpt = load_checkpoint_file(conv, map_location=map_location)
+        meta = ckpt.get('meta', {}).get('openseg', {}) \
+            if isinstance(ckpt, dict) else {}
+        if meta.get('converter_version') == CONVERTER_VERSION and \
+                meta.get('source_bytes') == size:
+            print_log(f'openseg checkpoint: using the cached conversion '
+                      f'{conv}', logger='current')
+            return ckpt
+    ckpt = load_checkpoint_file(path, map_location=map_location)
+    if not is_openseg_checkpoint(ckpt):
+        return ckpt
     out = convert_openseg_checkpoint(ckpt)
-    out['meta']['openseg']['source'] = osp.basename(src)
-    d = osp.dirname(osp.abspath(dst))
-    os.makedirs(d, exist_ok=True)
-    _atomic_save(out, dst)
+    out['meta']['openseg'].update(source=osp.basename(path),
+                                  source_bytes=size)
+    save_checkpoint(out, conv)
+    print_log('openseg checkpoint converted for mmseg: ' +
+              '; '.join(summary(out['meta']['openseg'])) +
+              f'; cached as {conv}', logger='current')
     return out
 
 

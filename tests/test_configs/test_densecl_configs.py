@@ -17,8 +17,11 @@ from mmseg_contrast.utils.densecl_convert import (PartialLoadError,
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG_DIR = osp.join(REPO, 'configs', 'densecl')
 PRETRAIN = sorted(glob.glob(osp.join(CFG_DIR, 'densecl_*.py')))
+# mmpretrain's ImageNet linear-probe benchmark (a classification config)
+LINEAR_PROBE = sorted(glob.glob(osp.join(CFG_DIR, '*-linear-*.py')))
 FINETUNE = sorted(
-    set(glob.glob(osp.join(CFG_DIR, '*.py'))) - set(PRETRAIN))
+    set(glob.glob(osp.join(CFG_DIR, '*.py'))) - set(PRETRAIN) -
+    set(LINEAR_PROBE))
 AAL_PRE = osp.join(CFG_DIR, 'densecl_mnv2_1xb16-coslr-1k_aal-128x128.py')
 AAL_FT = osp.join(CFG_DIR, 'deeplabv3_mnv2_densecl-aal-pre_aal_cpu.py')
 VOC_FCN = osp.join(CFG_DIR,

@@ -46,3 +46,11 @@ clean-venv:
 .PHONY: densecl-demo
 densecl-demo: data
 	$(VPY) tools/run_densecl_demo.py $(DENSECL_ARGS)
+
+# Accuracy suite (configs/bench/README.md): 4 paired comparisons x 3 seeds on
+# the Fashion-canvas set -> docs/results/accuracy_suite.{json,png}. Resumable;
+# `make bench-accuracy ONLY=semi_vs_sup` runs one comparison. BENCH_ARGS e.g.
+# "--max-iters 4000" for a longer schedule on a GPU.
+.PHONY: bench-accuracy
+bench-accuracy: data
+	$(VPY) tools/analysis/bench_accuracy.py $(if $(ONLY),--only $(ONLY)) $(BENCH_ARGS)

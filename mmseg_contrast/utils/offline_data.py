@@ -88,7 +88,7 @@ MRICRON_TEMPLATES = 'usr/share/mricron/templates'
 AAL_SPLIT = dict(train=20, gap=4, val=8)
 
 # Bump when the output of a preparer changes, so old copies get rebuilt.
-_VERSIONS = dict(voc_mini=1, aal_slices=1, mobilenetv2=1)
+_VERSIONS = dict(voc_mini=1, aal_slices=1, mobilenetv2=1, fashion_canvas=2)
 
 
 class OfflineDataError(RuntimeError):

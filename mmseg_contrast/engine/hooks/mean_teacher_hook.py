@@ -1,5 +1,6 @@
 """EMA (mean-teacher) update of ``model.teacher`` from ``model.student``."""
-from typing import Optional
+import math
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -8,6 +9,25 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmseg.registry import HOOKS
+
+DECAY_SCHEDULES = ('reco', 'constant', 'horizon', 'cosine')
+
+
+def ema_weight_on_first(decays: Sequence[float], k: int) -> float:
+    """Total weight an EMA puts on the first ``k`` students.
+
+    With ``teacher_t = d_t * teacher_{t-1} + (1 - d_t) * student_t`` for the
+    updates ``t = 0 .. T-1`` (``T = len(decays)``; ``student_t`` is the
+    student after optimiser step ``t``), the teacher after ``T`` updates is
+    ``prod_s d_s * teacher_init + sum_t w_t * student_t`` with
+    ``w_t = (1 - d_t) * prod_{s > t} d_s``. The weight on the first ``k``
+    students telescopes to ``prod_{s=k}^{T-1} d_s - prod_{s=0}^{T-1} d_s``
+    (the second term is 0 when ``d_0 = 0``, as in every warm-up schedule).
+    """
+    if not 0 <= k <= len(decays):
+        raise ValueError(f'k must be in [0, {len(decays)}], got {k}')
+    return math.prod(float(d) for d in decays[k:]) - math.prod(
+        float(d) for d in decays)
 
 
 @HOOKS.register_module()
@@ -18,21 +38,58 @@ class MeanTeacherHook(Hook):
     After every ``interval``-th optimiser step ``t`` (0-based, the runner's
     iteration, so the schedule continues exactly after ``--resume``)::
 
-        decay_t  = min(1 - 1 / (t + 1), max_decay)     # ReCo, max_decay=0.99
         teacher <- decay_t * teacher + (1 - decay_t) * student
 
-    With ``decay_schedule='constant'`` the decay is ``max_decay`` throughout
-    (mmdet's ``momentum = 1 - decay``).
+    with ``decay_t`` from ``decay_schedule`` (``T`` = ``max_iters``, the
+    runner's unless given):
+
+    * ``'reco'`` (default, ReCo): ``min(1 - 1/(t+1), max_decay)``; the
+      teacher is the running mean of the students until
+      ``t + 1 = 1 / (1 - max_decay)`` (100 for 0.99), then an EMA with time
+      constant ``1 / (1 - max_decay)`` (100 iterations);
+    * ``'constant'`` (mmdet's ``momentum = 1 - decay``): ``max_decay``;
+    * ``'horizon'``: ``min(1 - 1/(t+1), max_decay, 1 - interval /
+      (horizon * T))``: ReCo's schedule whose EMA window never exceeds the
+      fraction ``horizon`` of the schedule. On ReCo's 40k iterations with
+      ``horizon=0.1`` the cap is 0.99975, so 0.99 wins and nothing changes;
+      on a 200-iteration demo the window is 20 iterations (decay 0.95);
+    * ``'cosine'`` (BYOL's target network; mmpretrain ``CosineEMA`` with
+      ``end_momentum=0``, in decay terms, no warm-up):
+      ``1 - (1 - max_decay) * (cos(pi t / T) + 1) / 2``, the decay ramps
+      from ``max_decay`` up to 1 at the end: the teacher moves less and
+      less and freezes. Meant for long schedules; on a short one it is the
+      opposite of what a mean teacher needs (with 0.99 and ``T = 200`` the
+      initial teacher still weighs 0.36 at the end, the first 100 students
+      another 0.47). A ReCo-style warm-up
+      would not help: ``1 - 1/(t+1)`` stays below the cosine decay for most
+      of the run, which makes the teacher the uniform mean of all
+      students.
+
+    **How much of the teacher is old students.** After ``T`` updates the
+    teacher weighs the first ``k`` students by ``prod_{s=k}^{T-1} d_s``
+    (:func:`ema_weight_on_first`). For ``'reco'`` with ``K = 1/(1 - d)``
+    iterations of running mean and ``T >= K``: ``d^(T-k)`` for ``k >= K``
+    and ``(k / K) * d^(T-K)`` for ``k < K``. With ``d = 0.99`` and
+    ``T = 200`` the first 100 iterations still weigh ``0.99^100 = 0.366``:
+    a 200-iteration teacher is a third made of the students of the first
+    half, which is why it scores below the student on short schedules. With
+    ``'horizon'`` and ``horizon=0.1`` (``d = 0.95``) that weight is
+    ``0.95^100 = 0.006``; generally the weight on everything older than
+    ``m`` windows is ``~exp(-m)``.
 
     The teacher lives inside the model (``SemiSegmentor.teacher``), so its
     weights ride in the checkpoint and ``--resume`` restores them; the hook
     itself holds no state.
 
     Args:
-        max_decay (float): upper bound / constant value of the decay.
-            Defaults to 0.99 (ReCo).
-        decay_schedule (str): 'reco' (``min(1 - 1/(t+1), max_decay)``) or
-            'constant'.
+        max_decay (float): upper bound / constant value / cosine start of
+            the decay. Defaults to 0.99 (ReCo).
+        decay_schedule (str): one of ``DECAY_SCHEDULES`` (see above).
+            Defaults to 'reco'.
+        horizon (float, optional): for ``'horizon'``: the EMA window as a
+            fraction of ``max_iters`` (in (0, 1]); e.g. 0.1.
+        max_iters (int, optional): schedule length for ``'horizon'`` /
+            ``'cosine'``; defaults to the runner's ``max_iters``.
         interval (int): update every ``interval`` iterations.
         skip_buffer (bool): if True (ReCo) only parameters are averaged and
             the teacher keeps its own buffers. Defaults to False: floating
@@ -54,17 +111,33 @@ class MeanTeacherHook(Hook):
     def __init__(self,
                  max_decay: float = 0.99,
                  decay_schedule: str = 'reco',
+                 horizon: Optional[float] = None,
+                 max_iters: Optional[int] = None,
                  interval: int = 1,
                  skip_buffer: bool = False) -> None:
         if not 0. <= max_decay <= 1.:
             raise ValueError(f'max_decay must be in [0, 1], got {max_decay}')
-        if decay_schedule not in ('reco', 'constant'):
-            raise ValueError(f"decay_schedule must be 'reco' or 'constant', "
-                             f'got {decay_schedule!r}')
+        if decay_schedule not in DECAY_SCHEDULES:
+            raise ValueError(f'decay_schedule must be one of '
+                             f'{DECAY_SCHEDULES}, got {decay_schedule!r}')
+        if decay_schedule == 'horizon':
+            if horizon is None or not 0. < horizon <= 1.:
+                raise ValueError(
+                    f"decay_schedule='horizon' needs horizon in (0, 1] (the "
+                    f'EMA window as a fraction of max_iters, e.g. 0.1), got '
+                    f'{horizon!r}')
+        elif horizon is not None:
+            raise ValueError(f"horizon={horizon} is only used by "
+                             f"decay_schedule='horizon', not "
+                             f'{decay_schedule!r}')
+        if max_iters is not None and max_iters < 1:
+            raise ValueError(f'max_iters must be >= 1, got {max_iters}')
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
         self.max_decay = max_decay
         self.decay_schedule = decay_schedule
+        self.horizon = horizon
+        self.max_iters = max_iters
         self.interval = interval
         self.skip_buffer = skip_buffer
 
@@ -79,12 +152,39 @@ class MeanTeacherHook(Hook):
         return model
 
     def decay(self, t: int) -> float:
+        """The decay of the update after optimiser step ``t`` (0-based)."""
         if self.decay_schedule == 'constant':
             return self.max_decay
-        return min(1. - 1. / (t + 1), self.max_decay)
+        warm = 1. - 1. / (t + 1)
+        if self.decay_schedule == 'reco':
+            return min(warm, self.max_decay)
+        if self.max_iters is None:
+            raise RuntimeError(
+                f"MeanTeacherHook: decay_schedule={self.decay_schedule!r} "
+                'needs the schedule length: pass max_iters=... or use the '
+                'hook inside a Runner (it reads runner.max_iters)')
+        T = self.max_iters
+        if self.decay_schedule == 'horizon':
+            window = self.horizon * T / self.interval  # in updates
+            cap = max(0., 1. - 1. / window) if window > 0 else 0.
+            return min(warm, self.max_decay, cap)
+        ramp = (math.cos(math.pi * min(t, T) / T) + 1.) / 2.
+        return 1. - (1. - self.max_decay) * ramp
+
+    def weight_on_first(self, k: int, num_iters: int) -> float:
+        """Weight of the first ``k`` students in the teacher after
+        ``num_iters`` iterations under this schedule (every ``interval``-th
+        iteration updates; see :func:`ema_weight_on_first`)."""
+        decays = [self.decay(t) for t in range(num_iters)
+                  if (t + 1) % self.interval == 0]
+        first = sum(1 for t in range(k) if (t + 1) % self.interval == 0)
+        return ema_weight_on_first(decays, first)
 
     def before_train(self, runner) -> None:
         model = self._unwrap(runner.model)
+        if self.max_iters is None and self.decay_schedule in ('horizon',
+                                                              'cosine'):
+            self.max_iters = int(runner.max_iters)
         # a fresh run starts with teacher == student (after init / load_from)
         if runner.iter == 0:
             self.momentum_update(model, 0.)

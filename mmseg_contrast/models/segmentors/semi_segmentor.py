@@ -1,7 +1,7 @@
 """Mean-teacher semi-supervised wrapper around any mmseg segmentor (ReCo's
 semi-supervised recipe, mmdet 3.x ``SemiBaseDetector`` design)."""
 import copy
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from typing import Dict, List, Optional
 
 import torch
@@ -15,6 +15,11 @@ from mmseg.registry import MODELS
 from mmseg.utils import add_prefix
 
 from ..utils.mixing import BatchMixer
+from ..utils.unsup_augment import UnsupBatchAugment
+from .semi_checkpoint import map_loaded_keys, teacher_as_plain_keys
+from .semi_loss_utils import (pixel_weights, reweight_loss_dict,
+                              split_head_losses, split_tagged_losses,
+                              unsup_weighting)
 
 DEFAULT_SEMI_TRAIN_CFG = dict(
     sup_weight=1.0,
@@ -25,51 +30,12 @@ DEFAULT_SEMI_TRAIN_CFG = dict(
     mix_mode='classmix',
     count_ignore_as_class=False,
     reco=True,
-    teacher_mode='eval')
+    teacher_mode='eval',
+    unsup_aug=None,
+    concat_forward=False)
 DEFAULT_SEMI_TEST_CFG = dict(
     predict_on='teacher', forward_on='teacher', extract_feat_on='teacher')
 _BRANCHES = ('teacher', 'student')
-
-
-def reweight_loss_dict(losses: dict, weight: float) -> dict:
-    """Multiply every entry whose key contains ``'loss'`` by ``weight``."""
-    out = {}
-    for k, v in losses.items():
-        if 'loss' in k:
-            v = [x * weight for x in v] if isinstance(v, list) else v * weight
-        out[k] = v
-    return out
-
-
-class _PixelWeightSampler:
-    """Stands in for a head's ``sampler`` during the unsupervised pass:
-    ``BaseDecodeHead.loss_by_feat`` multiplies every pixel's loss by the
-    returned ``(B, H, W)`` weight (times the head's own sampler's weight,
-    e.g. OHEM, if it has one)."""
-
-    def __init__(self, weight: Tensor, inner=None):
-        self.weight = weight
-        self.inner = inner
-
-    def sample(self, seg_logit: Tensor, seg_label: Tensor) -> Tensor:
-        w = self.weight
-        if tuple(w.shape[-2:]) != tuple(seg_label.shape[-2:]):
-            raise ValueError(
-                f'pixel weights {tuple(w.shape)} do not match the labels '
-                f'{tuple(seg_label.shape)}')
-        if self.inner is not None:
-            w = w * self.inner.sample(seg_logit, seg_label)
-        return w
-
-
-def _heads(segmentor: nn.Module) -> List[nn.Module]:
-    heads = []
-    for name in ('decode_head', 'auxiliary_head'):
-        h = getattr(segmentor, name, None)
-        if h is None:
-            continue
-        heads.extend(list(h) if isinstance(h, nn.ModuleList) else [h])
-    return heads
 
 
 @MODELS.register_module()
@@ -89,9 +55,15 @@ class SemiSegmentor(BaseSegmentor):
        e.g. CE), times ``sup_weight``, logged as ``sup.*``;
     2. pseudo-labels: the teacher's softmax on the weak unlabelled view,
        ``conf, y = max_c p``; padded pixels are ignore with confidence 0;
-    3. batch mixing of the strong view, the pseudo-labels and the
-       confidences (``mix_mode``: ClassMix (default), CutMix, CutOut or
-       'none'; see :mod:`mmseg_contrast.models.utils.mixing`);
+    3. batch augmentation of the strong view, the pseudo-labels and the
+       confidences (:meth:`unsup_batch`): ``unsup_aug`` (ReCo's
+       ``batch_transform``, off by default; e.g. ``dict(scale=(0.5, 1.5),
+       blur_prob=0.5, flip_prob=0.5)``, see
+       :class:`~mmseg_contrast.models.utils.unsup_augment.UnsupBatchAugment`)
+       rescales / pads / crops, then ``mix_mode`` mixes (ClassMix
+       (default), CutMix, CutOut or 'none';
+       :mod:`mmseg_contrast.models.utils.mixing`), then ``unsup_aug``
+       blurs / flips;
     4. ``unsup`` = student loss on the mixed images against the mixed
        pseudo-labels, times ``unsup_weight``, logged as ``unsup.*``.
        ``unsup_weighting='ratio'`` (ReCo ``compute_unsupervised_loss``):
@@ -109,6 +81,15 @@ class SemiSegmentor(BaseSegmentor):
        labels = ground truth / mixed pseudo-labels, valid pixels = labelled
        or ``conf >= weak_threshold``, queries hard if ``p < strong
        threshold`` (inside ``ReCoLoss``), logged as ``reco.loss_reco``.
+
+    ``concat_forward=True`` (ReCo's reference does two forwards; many
+    mean-teacher codes do one): steps 2-3 run first and the student makes
+    ONE forward of ``cat(labelled, augmented unlabelled)``, so BN sees one
+    batch of both; every head's ``loss_by_feat`` is split back into the
+    ``sup.*`` and ``unsup.*`` losses (identical values to the two forwards
+    when BN is in eval mode); needs equal labelled / unlabelled input
+    sizes; losses a head computes outside ``loss_by_feat`` on the whole
+    batch are logged as ``joint.*``.
 
     Total = sup + unsup + ReCo (every key containing ``'loss'``);
     diagnostics (``unsup.pseudo_conf_ratio`` = mean eta, ``unsup.
@@ -194,8 +175,12 @@ class SemiSegmentor(BaseSegmentor):
         self.semi_test_cfg = test_cfg
         self.teacher.train(cfg['teacher_mode'] == 'train')
 
-        self._register_state_dict_hook(SemiSegmentor._teacher_as_plain_keys)
-        self._register_load_state_dict_pre_hook(self._map_loaded_keys)
+        self.unsup_aug = UnsupBatchAugment.build(cfg['unsup_aug'])
+        if not isinstance(cfg['concat_forward'], bool):
+            raise TypeError(f"concat_forward must be a bool, got "
+                            f"{cfg['concat_forward']!r}")
+        self._register_state_dict_hook(teacher_as_plain_keys)
+        self._register_load_state_dict_pre_hook(map_loaded_keys)
 
     # ------------------------------------------------------------------ misc
     @property
@@ -228,31 +213,6 @@ class SemiSegmentor(BaseSegmentor):
 
     def _branch(self, key: str) -> nn.Module:
         return getattr(self, self.semi_test_cfg[key])
-
-    # ----------------------------------------------------------- checkpoints
-    @staticmethod
-    def _teacher_as_plain_keys(module, state_dict, prefix, local_metadata):
-        tp = prefix + 'teacher.'
-        for k in [k for k in state_dict if k.startswith(tp)]:
-            state_dict[prefix + k[len(tp):]] = state_dict.pop(k)
-        return state_dict
-
-    def _map_loaded_keys(self, state_dict, prefix, *args, **kwargs):
-        own = ('student.', 'teacher.', 'data_preprocessor.', 'mixer.')
-        rel = {k: k[len(prefix):] for k in list(state_dict)
-               if k.startswith(prefix)}
-        has_student = any(r.startswith('student.') for r in rel.values())
-        has_teacher = any(r.startswith('teacher.') for r in rel.values())
-        for k, r in rel.items():
-            if r.startswith(own):
-                continue
-            v = state_dict.pop(k)
-            if has_student:  # our own checkpoint: plain keys = teacher
-                state_dict[prefix + 'teacher.' + r] = v
-            else:  # a plain supervised checkpoint -> both branches
-                state_dict[prefix + 'student.' + r] = v
-                if not has_teacher:
-                    state_dict[prefix + 'teacher.' + r] = v
 
     # ------------------------------------------------------------- inference
     def extract_feat(self, inputs: Tensor):
@@ -299,21 +259,6 @@ class SemiSegmentor(BaseSegmentor):
         conf = conf.masked_fill(~inside, 0.)
         return labels, conf
 
-    @contextmanager
-    def _pixel_weights(self, weight: Optional[Tensor]):
-        if weight is None:
-            yield
-            return
-        heads = _heads(self.student)
-        saved = [h.sampler for h in heads]
-        try:
-            for h, s in zip(heads, saved):
-                h.sampler = _PixelWeightSampler(weight, s)
-            yield
-        finally:
-            for h, s in zip(heads, saved):
-                h.sampler = s
-
     def _reco_head(self):
         head = self.main_head
         if self.semi_train_cfg['reco'] and hasattr(head, 'deferred_reco') \
@@ -321,62 +266,105 @@ class SemiSegmentor(BaseSegmentor):
             return head
         return None
 
+    def unsup_batch(self, weak: Tensor, strong: Tensor, data_samples):
+        """Pseudo-labels of the weak view, then the strong view's batch
+        augmentation: ``unsup_aug`` geometry (rescale / pad / crop), mixing,
+        ``unsup_aug`` photometry (blur / flip), and the loss weighting.
+
+        Returns:
+            dict: ``img`` (student input), ``labels`` / ``conf`` (mixed
+            pseudo-labels and confidences), ``ce_labels`` and ``weight`` (the
+            unsupervised CE's targets and pixel weights), ``eta``,
+            ``valid``, ``confident``.
+        """
+        ignore = self.ignore_index
+        labels, conf = self.get_pseudo_labels(weak, data_samples)
+        aug = self.unsup_aug
+        if aug is not None:
+            strong, labels, conf = aug.geometric(strong, labels, conf, ignore)
+        strong, labels, conf = self.mixer(
+            strong, labels, conf, num_classes=self.num_classes,
+            ignore_index=ignore)
+        if aug is not None:
+            strong, labels, conf = aug.photometric(strong, labels, conf)
+        weight, ce_labels, eta, valid, confident = unsup_weighting(
+            labels, conf, self.semi_train_cfg, ignore)
+        return dict(img=strong, labels=labels, conf=conf,
+                    ce_labels=ce_labels, weight=weight, eta=eta, valid=valid,
+                    confident=confident)
+
+    def _concat_losses(self, sup_inputs, sup_samples, un, un_samples):
+        """One student forward of ``cat(labelled, unlabelled)`` (shared BN
+        statistics), losses split back into the two parts."""
+        if tuple(sup_inputs.shape[1:]) != tuple(un['img'].shape[1:]):
+            raise ValueError(
+                f'semi_train_cfg.concat_forward needs labelled and '
+                f'unlabelled inputs of the same size, got '
+                f'{tuple(sup_inputs.shape[1:])} and '
+                f"{tuple(un['img'].shape[1:])}: pad both to the crop size "
+                f'(data_preprocessor size=crop_size) and keep '
+                f'unsup_aug.crop_size unset, or use concat_forward=False')
+        n = sup_inputs.shape[0]
+        with split_head_losses(self.student, n, un['weight']):
+            tagged = self.student.loss(
+                torch.cat([sup_inputs, un['img']]),
+                list(sup_samples) + list(un_samples))
+        return split_tagged_losses(tagged)
+
     def loss(self, inputs, data_samples) -> Dict[str, Tensor]:
         if not isinstance(inputs, dict):  # a plain labelled batch
             inputs, data_samples = dict(sup=inputs), dict(sup=data_samples)
         cfg = self.semi_train_cfg
-        ignore = self.ignore_index
         losses = dict()
         reco_head = self._reco_head()
         parts = []  # (labels, valid mask) per captured student forward
+        sup_inputs = inputs.get('sup') if cfg['sup_weight'] > 0 else None
+        weak = inputs.get('unsup_weak') if cfg['unsup_weight'] > 0 else None
+        concat = cfg['concat_forward'] and sup_inputs is not None \
+            and weak is not None
+        sup_losses = un_losses = un = gt = None
         with ExitStack() as stack:
             cache = (stack.enter_context(reco_head.deferred_reco())
                      if reco_head is not None else None)
-            sup_inputs = inputs.get('sup')
-            if sup_inputs is not None and cfg['sup_weight'] > 0:
+            if sup_inputs is not None:
                 sup_samples = data_samples['sup']
-                sup_losses = self.student.loss(sup_inputs, sup_samples)
-                losses.update(add_prefix(
-                    reweight_loss_dict(sup_losses, cfg['sup_weight']), 'sup'))
-                if cache is not None:
-                    gt = torch.stack([
-                        ds.gt_sem_seg.data for ds in sup_samples]).squeeze(1)
-                    parts.append((gt, None))
-            weak = inputs.get('unsup_weak')
-            if weak is not None and cfg['unsup_weight'] > 0:
+                gt = torch.stack([
+                    ds.gt_sem_seg.data for ds in sup_samples]).squeeze(1)
+                if not concat:
+                    sup_losses = self.student.loss(sup_inputs, sup_samples)
+            if weak is not None:
                 un_samples = data_samples['unsup']
                 strong = inputs.get('unsup_strong')
-                strong = weak if strong is None else strong
-                labels, conf = self.get_pseudo_labels(weak, un_samples)
-                strong, labels, conf = self.mixer(
-                    strong, labels, conf, num_classes=self.num_classes,
-                    ignore_index=ignore)
-                valid = labels != ignore
-                confident = conf >= cfg['weak_threshold']
-                if cfg['unsup_weighting'] == 'ratio':
-                    B = labels.shape[0]
-                    n_strong = (conf >= cfg['strong_threshold']).reshape(
-                        B, -1).sum(1)
-                    n_valid = valid.reshape(B, -1).sum(1).clamp(min=1)
-                    eta = n_strong.float() / n_valid.float()
-                    weight = eta[:, None, None].expand_as(conf).contiguous()
-                    ce_labels = labels
-                else:
-                    eta = confident.float().flatten(1).mean(1)
-                    weight = None
-                    ce_labels = labels.masked_fill(~confident, ignore)
-                for ds, lab in zip(un_samples, ce_labels):
+                un = self.unsup_batch(
+                    weak, weak if strong is None else strong, un_samples)
+                for ds, lab in zip(un_samples, un['ce_labels']):
                     ds.gt_sem_seg = PixelData(data=lab[None])
-                with self._pixel_weights(weight):
-                    un_losses = self.student.loss(strong, un_samples)
-                un_losses = reweight_loss_dict(un_losses, cfg['unsup_weight'])
-                n_all = valid.sum().clamp(min=1)
-                un_losses['pseudo_conf_ratio'] = eta.mean()
-                un_losses['pseudo_valid_ratio'] = \
-                    (confident & valid).sum() / n_all
-                losses.update(add_prefix(un_losses, 'unsup'))
-                if cache is not None:
-                    parts.append((labels, confident & valid))
+                if concat:
+                    sup_losses, un_losses, joint = self._concat_losses(
+                        sup_inputs, sup_samples, un, un_samples)
+                    losses.update(add_prefix(joint, 'joint'))
+                else:
+                    with pixel_weights(self.student, un['weight']):
+                        un_losses = self.student.loss(un['img'], un_samples)
+        if sup_losses is not None:
+            losses.update(add_prefix(
+                reweight_loss_dict(sup_losses, cfg['sup_weight']), 'sup'))
+        if un_losses is not None:
+            un_losses = reweight_loss_dict(un_losses, cfg['unsup_weight'])
+            n_all = un['valid'].sum().clamp(min=1)
+            un_losses['pseudo_conf_ratio'] = un['eta'].mean()
+            un_losses['pseudo_valid_ratio'] = \
+                (un['confident'] & un['valid']).sum() / n_all
+            losses.update(add_prefix(un_losses, 'unsup'))
+        if reco_head is not None:
+            un_mask = None if un is None else un['confident'] & un['valid']
+            if concat:
+                parts = [(torch.cat([gt, un['labels']]),
+                          torch.cat([torch.ones_like(gt, dtype=torch.bool),
+                                     un_mask]))]
+            else:
+                parts = ([(gt, None)] if gt is not None else []) + \
+                    ([(un['labels'], un_mask)] if un is not None else [])
         if reco_head is not None and len(cache) > 0:
             if len(cache) != len(parts):
                 raise RuntimeError(

@@ -13,6 +13,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 
 from mmseg_contrast.engine.hooks import MeanTeacherHook
+from mmseg_contrast.engine.hooks.mean_teacher_hook import ema_weight_on_first
 
 sys.path.insert(
     0, osp.join(osp.dirname(__file__), '..', '..', 'test_models',
@@ -84,9 +85,92 @@ def test_interval_constant_schedule_and_errors():
     assert torch.allclose(toy.teacher[0].weight,
                           0.9 * before + 0.1 * toy.student[0].weight)
     with pytest.raises(ValueError, match='decay_schedule'):
-        MeanTeacherHook(decay_schedule='cosine')
+        MeanTeacherHook(decay_schedule='linear')
     with pytest.raises(TypeError, match='teacher'):
         hook.after_train_iter(_runner(nn.Linear(2, 2), 1), 1)
+
+
+def _simulated_weight_on_first(hook, k, T):
+    """Run the EMA on scalar 'students' (1 for the first k steps, else 0):
+    the teacher then IS the weight of the first k students."""
+    toy = nn.Module()
+    toy.student, toy.teacher = nn.Linear(1, 1), nn.Linear(1, 1)
+    toy.teacher.requires_grad_(False)
+    toy.teacher.weight.zero_()  # the initial teacher contributes 0
+    for t in range(T):
+        with torch.no_grad():
+            toy.student.weight.fill_(1. if t < k else 0.)
+        if (t + 1) % hook.interval == 0:
+            hook.momentum_update(toy, hook.decay(t))
+    return toy.teacher.weight.item()
+
+
+def test_weight_on_first_iterations_math():
+    """Docstring numbers: ReCo's 0.99 after 200 iterations still weighs the
+    first 100 by 0.99^100 = 0.366; a horizon of 0.1 (decay 0.95) by
+    0.95^100; closed form (k/K) d^(T-K) below the warm-up length K."""
+    reco = MeanTeacherHook()
+    assert reco.weight_on_first(100, 200) == pytest.approx(0.99 ** 100)
+    assert reco.weight_on_first(100, 200) == pytest.approx(0.366, abs=1e-3)
+    assert reco.weight_on_first(50, 200) == pytest.approx(
+        50 / 100 * 0.99 ** 100)
+    hor = MeanTeacherHook(decay_schedule='horizon', horizon=0.1,
+                          max_iters=200)
+    assert hor.decay(5000) == pytest.approx(0.95)
+    assert hor.decay(3) == pytest.approx(0.75)  # ReCo warm-up kept
+    assert hor.weight_on_first(100, 200) == pytest.approx(0.95 ** 100)
+    for hook in (reco, hor, MeanTeacherHook(decay_schedule='cosine',
+                                            max_iters=200, interval=2)):
+        for k in (10, 100, 150):
+            assert _simulated_weight_on_first(hook, k, 200) == \
+                pytest.approx(hook.weight_on_first(k, 200), abs=1e-5)
+    assert ema_weight_on_first([0., 0.5, 0.5], 1) == 0.25
+    assert ema_weight_on_first([0.5, 0.5], 1) == 0.25  # init weighs 0.25
+    with pytest.raises(ValueError, match='k must be'):
+        ema_weight_on_first([0.5], 2)
+
+
+def test_horizon_keeps_paper_schedule_and_needs_max_iters():
+    # 40k iterations: the horizon cap (0.99975) is above 0.99 -> ReCo's
+    hor = MeanTeacherHook(decay_schedule='horizon', horizon=0.1,
+                          max_iters=40000)
+    reco = MeanTeacherHook()
+    assert all(hor.decay(t) == reco.decay(t) for t in (0, 5, 99, 39999))
+    # interval: the window is counted in updates
+    h2 = MeanTeacherHook(decay_schedule='horizon', horizon=0.1,
+                         max_iters=200, interval=2)
+    assert h2.decay(1000) == pytest.approx(0.9)
+    with pytest.raises(RuntimeError, match='max_iters'):
+        MeanTeacherHook(decay_schedule='horizon', horizon=0.1).decay(5)
+    with pytest.raises(ValueError, match='horizon'):
+        MeanTeacherHook(decay_schedule='horizon')
+    with pytest.raises(ValueError, match='horizon'):
+        MeanTeacherHook(horizon=0.1)  # only for 'horizon'
+    # before_train reads the runner's max_iters
+    hook = MeanTeacherHook(decay_schedule='horizon', horizon=0.05)
+    toy = _Toy()
+    runner = _runner(toy, 0)
+    runner.max_iters = 400
+    hook.before_train(runner)
+    assert hook.max_iters == 400 and hook.decay(1000) == pytest.approx(0.95)
+
+
+def test_cosine_matches_mmpretrain_cosine_ema():
+    """'cosine' is mmpretrain's CosineEMA (end_momentum=0) in decay
+    terms."""
+    from mmpretrain.models.utils import CosineEMA
+    T = 300
+    hub = MessageHub.get_current_instance()
+    hub.update_info('max_iters', T)
+    ema = CosineEMA(nn.Linear(1, 1), momentum=0.01)
+    hook = MeanTeacherHook(max_decay=0.99, decay_schedule='cosine',
+                           max_iters=T)
+    for t in (1, 100, 150, 250, 299):
+        avg, src = torch.zeros(1), torch.ones(1)
+        ema.avg_func(avg, src, t)  # avg <- (1 - m) * avg + m * src = m
+        assert hook.decay(t) == pytest.approx(1 - avg.item(), abs=1e-7)
+    assert hook.decay(0) == pytest.approx(0.99)
+    assert hook.decay(T) == pytest.approx(1.)
 
 
 class _SemiList(torch.utils.data.Dataset):

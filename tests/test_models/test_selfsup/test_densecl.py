@@ -212,3 +212,21 @@ def test_ddp_global_batch_queue(tmp_path):
             in res['error']
         assert res['ptr'] == 4 and res['ptr2'] == 4
         assert res['same_queue']
+
+
+def test_seg_mobilenetv2_tuple_output_and_mmseg_keys():
+    import torch
+    from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+    from mmseg.models.backbones import MobileNetV2
+    cfg = dict(type='SegMobileNetV2', strides=(1, 2, 2, 1, 1, 1, 1),
+               dilations=(1, 1, 1, 2, 2, 4, 4), out_indices=(6, ))
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        bb = PRETRAIN_MODELS.build(cfg)
+    out = bb(torch.zeros(1, 3, 64, 64))
+    assert isinstance(out, tuple) and len(out) == 1
+    assert out[0].shape == (1, 320, 8, 8)
+    ref = MobileNetV2(strides=(1, 2, 2, 1, 1, 1, 1),
+                      dilations=(1, 1, 1, 2, 2, 4, 4), out_indices=(6, ))
+    assert list(bb.state_dict()) == list(ref.state_dict())
+    assert torch.is_tensor(ref(torch.zeros(1, 3, 64, 64)))

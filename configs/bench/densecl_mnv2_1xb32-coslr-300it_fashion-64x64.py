@@ -1,0 +1,111 @@
+# Accuracy suite, DenseCL pre-training (mmpretrain 1.2.0's DenseCL, checked by
+# CheckedDenseCL / DenseCLCheckHook) of the suite's MobileNetV2 from random
+# init on the images of the 1980 *unlabelled* Fashion-canvas training
+# canvases (labels unused), on CPU.
+#
+# Settings sized to the data (see configs/bench/README.md):
+# - backbone: mmseg's MobileNetV2 with the fine-tuning strides/dilations
+#   (output stride 8 here: an 8x8 dense grid for 64x64 views), so the dense
+#   loss has 64 positions per view and the weights load 1:1 into the
+#   fine-tuning config;
+# - queue 512 keys for 1980 images at batch 32: the queue spans 16 iterations
+#   and each image is drawn once per 62-iteration epoch, so a query's own
+#   image is in the queue only when it is drawn twice within 16 iterations
+#   across an epoch boundary (about 16 / 62 * 16 / 62 = 7 % of queries at
+#   most);
+# - lr: DenseCL / MoCo-v2's 0.03 per 256 images scaled linearly to batch 32
+#   is 0.00375; the cosine schedule is 300 iterations (~5 epochs).
+_base_ = ['mmpretrain::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
+default_scope = 'mmpretrain'
+
+crop = 64
+batch_size = 32
+queue_len = 512
+max_iters = 300
+base_lr = 0.03 * batch_size / 256
+
+model = dict(
+    type='CheckedDenseCL',
+    queue_len=queue_len,
+    feat_dim=128,
+    momentum=0.01,  # mmengine EMA convention: MoCo m = 0.99 (short schedule)
+    loss_lambda=0.5,
+    data_preprocessor=dict(
+        type='SelfSupDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        to_rgb=True),
+    backbone=dict(
+        type='SegMobileNetV2',  # mmseg MobileNetV2, tuple output
+        widen_factor=1.,
+        strides=(1, 2, 2, 1, 1, 1, 1),
+        dilations=(1, 1, 1, 2, 2, 4, 4),
+        out_indices=(6, ),
+        norm_cfg=dict(type='BN', requires_grad=True)),
+    neck=dict(
+        type='DenseCLNeck',
+        in_channels=320,
+        hid_channels=512,
+        out_channels=128,
+        num_grid=None),
+    head=dict(
+        type='ContrastiveHead',
+        loss=dict(type='CrossEntropyLoss'),
+        temperature=0.2))
+
+# MoCo-v2 views for grey canvases: no saturation / hue jitter or grayscale
+# (no-ops on grey images); a horizontal flip preserves every class here.
+view_pipeline = [
+    dict(type='RandomResizedCrop', scale=crop, crop_ratio_range=(0.2, 1.),
+         backend='pillow'),
+    dict(type='RandomApply',
+         transforms=[dict(type='ColorJitter', brightness=0.4, contrast=0.4)],
+         prob=0.8),
+    dict(type='GaussianBlur', magnitude_range=(0.1, 2.0), magnitude_std='inf',
+         prob=0.5),
+    dict(type='RandomFlip', prob=0.5),
+]
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='MultiView', num_views=2, transforms=[view_pipeline]),
+    dict(type='PackInputs')
+]
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='SegImagesDataset',
+        seg_dataset=dict(
+            type='FashionCanvasDataset',
+            data_root='data/fashion_canvas',
+            data_prefix=dict(
+                img_path='img_dir/train', seg_map_path='ann_dir/train'),
+            ann_file='splits/train_unlabeled_20_seed0.txt'),
+        pipeline=train_pipeline))
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=base_lr, weight_decay=1e-4, momentum=0.9))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=30),
+    dict(type='CosineAnnealingLR', T_max=max_iters - 30, by_epoch=False,
+         begin=30, end=max_iters)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+custom_hooks = [dict(type='DenseCLCheckHook')]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters,
+                    max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='gloo'))
+find_unused_parameters = True
+randomness = dict(seed=0)

@@ -1,0 +1,39 @@
+"""Figure of the accuracy suite (``bench_accuracy.py``): one panel per
+comparison with the per-seed mIoU of both arms (lines join a seed's pair)
+and, on the right axis, the paired difference with its 95 % CI."""
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_suite(suite, out_png):
+    comps = suite.get('comparisons', [])
+    if not comps:
+        return None
+    fig, axes = plt.subplots(1, len(comps), figsize=(3.6 * len(comps), 3.4),
+                             squeeze=False)
+    for ax, c in zip(axes[0], comps):
+        b, m = c['baseline_miou'], c['method_miou']
+        for s, (vb, vm) in enumerate(zip(b, m)):
+            ax.plot([0, 1], [vb, vm], '-o', color=f'C{s}', alpha=0.7,
+                    label=f'seed {c["seeds"][s]}')
+        ax.plot([0, 1], [c['baseline_mean'], c['method_mean']], 'k_',
+                markersize=30, mew=2, label='mean', zorder=5)
+        ax.set_xticks([0, 1], [c['baseline'], c['method']])
+        ax.set_xlim(-0.4, 1.9)
+        ax.set_ylabel('test mIoU')
+        lo, hi = c['ci95']
+        ax2 = ax.twinx()
+        ax2.errorbar([1.6], [c['diff_mean']],
+                     yerr=[[c['diff_mean'] - lo], [hi - c['diff_mean']]],
+                     fmt='s', color='crimson', capsize=6)
+        ax2.axhline(0, color='crimson', lw=0.6, ls=':')
+        ax2.set_ylabel('paired diff (95% CI)', color='crimson')
+        ax.set_title(f'{c["name"]}\n{c["diff_mean"]:+.2f} '
+                     f'[{lo:+.2f}, {hi:+.2f}]', fontsize=9)
+        ax.legend(fontsize=6, loc='best', framealpha=0.5)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png

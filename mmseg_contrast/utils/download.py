@@ -361,11 +361,12 @@ def load_from_http(filename: str,
     loaded with the safe allowlist loader of :mod:`mmseg_contrast._compat`.
     A checkpoint in the ContrastiveSeg / openseg.pytorch layout is converted
     to mmseg keys and the conversion cached next to it
-    (:func:`mmseg_contrast.utils.openseg_convert.load_maybe_converted`).
+    (:func:`mmseg_contrast.utils.openseg_cache.load_maybe_converted`).
     """
     from mmengine.dist import barrier, get_dist_info, get_local_rank
 
-    from .openseg_convert import OpenSegLayoutError, load_maybe_converted
+    from .openseg_cache import load_maybe_converted
+    from .openseg_convert import OpenSegLayoutError
     rank, world_size = get_dist_info()
     local_rank = _local_rank(rank, get_local_rank) if world_size > 1 else 0
     ckpt, error = None, None

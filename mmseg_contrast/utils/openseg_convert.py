@@ -36,13 +36,12 @@ naming it. Exact re-expressions, all recorded in the output's ``meta``:
 
 The matching mmseg configs are ``configs/pixel_contrast/*_openseg*`` (see
 :data:`OPENSEG_ARCHS`); ``tests/test_models/test_openseg_equivalence.py``
-checks that converted weights give the authors' logits.
+checks that converted weights give the authors' logits. Loading downloads
+(and caching their conversion) is :mod:`mmseg_contrast.utils.openseg_cache`.
 """
-import os
-import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -50,7 +49,7 @@ __all__ = [
     'OpenSegLayoutError', 'OPENSEG_ARCHS', 'CONVERTER_VERSION',
     'is_openseg_checkpoint', 'detect_openseg_arch',
     'convert_openseg_state_dict', 'convert_openseg_checkpoint',
-    'save_checkpoint', 'converted_cache_path', 'load_maybe_converted'
+    'summary'
 ]
 
 #: bumped when the mapping changes (cached conversions are then redone)
@@ -145,6 +144,12 @@ def _check_config(config_dict, family: str) -> None:
             f'Cityscapes setting, mmseg contract_dilation) is supported')
 
 
+def _shape(sd, key):
+    if key not in sd:
+        raise OpenSegLayoutError(f'{key} is missing')
+    return tuple(sd[key].shape)
+
+
 def detect_openseg_arch(state_dict, config_dict=None) -> Tuple[str, int]:
     """``(arch, num_classes)`` of an openseg state dict (no ``module.``).
 
@@ -171,16 +176,16 @@ def detect_openseg_arch(state_dict, config_dict=None) -> Tuple[str, int]:
             raise OpenSegLayoutError(
                 f'HRNet backbone with modules the segmentation HRNet does not '
                 f'have: {_abbrev(odd)}')
-        width = sd['backbone.transition1.0.0.weight'].shape[0]
+        width = _shape(sd, 'backbone.transition1.0.0.weight')[0]
         if width != _HRNET_WIDTH:
             raise OpenSegLayoutError(
                 f'HRNet width {width}: only HRNet-W48 is supported')
-        cls = sd['cls_head.0.weight'].shape
-        if tuple(cls) != (15 * width, 15 * width, 3, 3):
+        cls = _shape(sd, 'cls_head.0.weight')
+        if cls != (15 * width, 15 * width, 3, 3):
             raise OpenSegLayoutError(
-                f'cls_head.0.weight has shape {tuple(cls)}, expected a '
+                f'cls_head.0.weight has shape {cls}, expected a '
                 f'3x3 conv {15 * width}->{15 * width}')
-        num_classes = sd['cls_head.3.weight'].shape[0]
+        num_classes = _shape(sd, 'cls_head.3.weight')[0]
         arch = 'hrnet_w48'
     elif 'decoder.layer_aspp.b0.0.weight' in keys and \
             'backbone.resinit.conv3.weight' in keys:
@@ -197,12 +202,12 @@ def detect_openseg_arch(state_dict, config_dict=None) -> Tuple[str, int]:
             raise OpenSegLayoutError(
                 f'ResNet with {blocks} blocks per stage: only the deep-stem '
                 f'ResNet-101 {_RESNET101_BLOCKS} is supported')
-        stem = tuple(sd['backbone.resinit.conv3.weight'].shape)
+        stem = _shape(sd, 'backbone.resinit.conv3.weight')
         if stem != (128, 64, 3, 3):
             raise OpenSegLayoutError(
                 f'backbone.resinit.conv3.weight {stem}: expected the '
                 f'deep_base stem 64->128')
-        num_classes = sd['decoder.refine.2.weight'].shape[0]
+        num_classes = _shape(sd, 'decoder.refine.2.weight')[0]
         arch = 'deeplabv3_r101_d8'
     else:
         raise OpenSegLayoutError(
@@ -233,7 +238,9 @@ class _Mapper:
     def put(self, key, value):
         if key in self.out:  # pragma: no cover - mapping bug guard
             raise RuntimeError(f'duplicate target key {key}')
-        self.out[key] = value.detach().clone().contiguous()
+        # no copy: the source checkpoint is not reused (and a download
+        # plus its conversion then cost the memory of one)
+        self.out[key] = value.detach()
 
     def copy(self, src, dst):
         self.put(dst, self.take(src))
@@ -366,60 +373,6 @@ def convert_openseg_checkpoint(ckpt) -> Dict:
     config_dict = ckpt.get('config_dict') if 'state_dict' in ckpt else None
     state_dict, meta = convert_openseg_state_dict(sd, config_dict)
     return {'state_dict': state_dict, 'meta': {'openseg': meta}}
-
-
-def save_checkpoint(obj, dst: str) -> None:
-    """``torch.save`` to ``dst`` atomically (never a half-written file)."""
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    tmp = f'{dst}.tmp{os.getpid()}'
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-
-
-def converted_cache_path(path: str) -> str:
-    """Where the conversion of a downloaded openseg file is cached."""
-    return osp.splitext(path)[0] + '.mmseg.pth'
-
-
-def load_maybe_converted(path: str, map_location=None, check_hash=True):
-    """Load a downloaded checkpoint; an openseg one is converted.
-
-    The conversion is written once next to the download
-    (:func:`converted_cache_path`) and reused while its converter version
-    and source size match, so a second run neither re-reads the source nor
-    converts again. Other checkpoints are returned as loaded. Everything is
-    read with the safe loader.
-    """
-    from mmengine.logging import print_log
-
-    from mmseg_contrast._compat import load_checkpoint_file
-    conv = converted_cache_path(path)
-    size = osp.getsize(path)
-    if osp.isfile(conv):
-        ckpt = load_checkpoint_file(conv, map_location=map_location)
-        meta = ckpt.get('meta', {}).get('openseg', {}) \
-            if isinstance(ckpt, dict) else {}
-        if meta.get('converter_version') == CONVERTER_VERSION and \
-                meta.get('source_bytes') == size:
-            print_log(f'openseg checkpoint: using the cached conversion '
-                      f'{conv}', logger='current')
-            return ckpt
-    ckpt = load_checkpoint_file(path, map_location=map_location,
-                                check_hash=check_hash)
-    if not is_openseg_checkpoint(ckpt):
-        return ckpt
-    out = convert_openseg_checkpoint(ckpt)
-    out['meta']['openseg'].update(source=osp.basename(path),
-                                  source_bytes=size)
-    save_checkpoint(out, conv)
-    print_log('openseg checkpoint converted for mmseg: ' +
-              '; '.join(summary(out['meta']['openseg'])) +
-              f'; cached as {conv}', logger='current')
-    return out
 
 
 def summary(meta: Dict) -> List[str]:

@@ -10,10 +10,10 @@ import torch
 from openseg_layout import ARCHS, deterministic_tensor, load_manifest
 
 from mmseg_contrast.utils import openseg_convert as oc
+from mmseg_contrast.utils.openseg_cache import load_maybe_converted
 from mmseg_contrast.utils.openseg_convert import (OpenSegLayoutError,
                                                   convert_openseg_checkpoint,
-                                                  is_openseg_checkpoint,
-                                                  load_maybe_converted)
+                                                  is_openseg_checkpoint)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HR, DL = ARCHS

@@ -29,8 +29,9 @@ sys.path.insert(0, ROOT)
 import mmseg_contrast  # noqa: E402,F401
 from mmseg_contrast._compat import (UnsafeCheckpointError,  # noqa: E402
                                     load_checkpoint_file)
+from mmseg_contrast.utils.openseg_cache import save_checkpoint  # noqa: E402
 from mmseg_contrast.utils.openseg_convert import (  # noqa: E402
-    OpenSegLayoutError, convert_openseg_checkpoint, save_checkpoint, summary)
+    OpenSegLayoutError, convert_openseg_checkpoint, summary)
 
 
 def parse_args(argv=None):

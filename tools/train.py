@@ -69,6 +69,16 @@ def add_iteration_seed_hook(cfg):
     cfg.custom_hooks = hooks
 
 
+def add_label_check_hook(cfg):
+    """Append ``LabelRangeCheckHook`` (scope-qualified: DenseCL configs run
+    in the mmpretrain scope) unless the config lists it already."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(str(h.get('type', '')).endswith('LabelRangeCheckHook')
+               for h in hooks):
+        hooks.append(dict(type='mmseg.LabelRangeCheckHook'))
+    cfg.custom_hooks = hooks
+
+
 def main():
     args = parse_args()
 
@@ -109,9 +119,7 @@ def main():
     add_iteration_seed_hook(cfg)
 
     # stop at the first label value >= num_classes, naming the file
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any('LabelRangeCheckHook' in str(h.get('type', '')) for h in hooks):
-        cfg.custom_hooks = hooks + [dict(type='mmseg.LabelRangeCheckHook')]
+    add_label_check_hook(cfg)
 
     # build the runner from config
     if 'runner_type' not in cfg:

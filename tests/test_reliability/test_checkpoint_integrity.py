@@ -232,3 +232,20 @@ def test_atomic_save_leaves_nothing_half_written(tmp_path):
         atomic_torch_save({'a': Unpicklable()}, str(dst))
     assert dst.read_bytes() == before  # the previous file is intact
     assert os.listdir(osp.dirname(dst)) == ['x.pth']  # no temp file left
+
+
+def test_valid_archive_with_a_broken_pickle(good, tmp_path):
+    """CRCs fine but ``data.pkl`` is no pickle torch can read: a clear
+    'cannot be read' error, not the 'unsafe' refusal."""
+    path, _ = good
+    out = str(tmp_path / 'badpkl.pth')
+    with zipfile.ZipFile(path) as zin, \
+            zipfile.ZipFile(out, 'w', zipfile.ZIP_STORED) as zout:
+        for i in zin.infolist():
+            data = zin.read(i.filename)
+            if i.filename.endswith('data.pkl'):
+                data = b'\x80\x02' + b'\xff' * 16
+            zout.writestr(i.filename, data)
+    with pytest.raises(CorruptCheckpointError, match='cannot be read') as e:
+        load_checkpoint_file(out)
+    assert out in str(e.value) and 'Refusing' not in str(e.value)

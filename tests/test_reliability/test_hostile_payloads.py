@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 import torch
-from reliab_helpers import (TINY_CFG, data_options, load_tool,
+from reliab_helpers import (REPO, TINY_CFG, data_options, load_tool,
                             save_hostile)
 
 from mmseg_contrast.checkpoint_safety import (TRUSTED_ENV,
@@ -100,6 +100,23 @@ def test_every_torch_load_in_mmengine_checkpoint_module(evil, monkeypatch):
         CheckpointLoader.load_checkpoint('open-mmlab://evil_net')
 
 
+def test_url_loader(evil, tmp_path, monkeypatch):
+    """``http(s)://`` (and the schemes resolving to URLs): the verified
+    download is read with the safe loader."""
+    import hashlib
+    sys.path.insert(0, osp.join(REPO, 'tests', 'test_utils'))
+    from local_http_server import FileServer
+    from mmengine.runner import CheckpointLoader
+    path, _ = evil
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'hub'))
+    data = open(path, 'rb').read()
+    name = f'/zoo/evil-{hashlib.sha256(data).hexdigest()[:8]}.pth'
+    with FileServer() as srv:
+        srv.files[name] = data
+        with pytest.raises(UnsafeCheckpointError):
+            CheckpointLoader.load_checkpoint(srv.url(name))
+
+
 def test_mmengine_and_mmseg_apis(evil):
     from mmengine.model import PretrainedInit
     from mmengine.runner import load_checkpoint
@@ -172,6 +189,15 @@ def test_densecl2mmseg(evil, tmp_path):
                                     '18']):
         with pytest.raises(UnsafeCheckpointError):
             tool.main([path, str(dst), *target])
+    assert not dst.exists()
+
+
+def test_contrastiveseg2mmseg(evil, tmp_path, capsys):
+    path, _ = evil
+    dst = tmp_path / 'converted.pth'
+    tool = load_tool('model_converters/contrastiveseg2mmseg.py')
+    assert tool.main([path, str(dst), '--no-verify']) == 1
+    assert 'Refusing to load checkpoint' in capsys.readouterr().err
     assert not dst.exists()
 
 

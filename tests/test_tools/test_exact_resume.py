@@ -153,3 +153,19 @@ def test_resume_is_bit_exact(name, tmp_path, aal_root, mobilenetv2_ckpt,
         assert logs_a[it] == logs_b[it], (it, logs_a[it], logs_b[it])
     if name == 'contrast-mem':
         assert all(logs_a[it]['decode.loss_contrast'] > 0 for it in (4, 5, 6))
+
+
+def test_train_tool_adds_the_seed_hook_once():
+    from mmengine.config import Config
+    from tool_helpers import load_tool
+    train = load_tool('train.py')
+    cfg = Config(dict(custom_hooks=[dict(type='PixelMemoryBankHook')]))
+    train.add_iteration_seed_hook(cfg)
+    assert [h['type'] for h in cfg.custom_hooks] == [
+        'PixelMemoryBankHook', 'IterationSeedHook']
+    own = Config(dict(custom_hooks=[dict(type='IterationSeedHook', seed=3)]))
+    train.add_iteration_seed_hook(own)
+    assert own.custom_hooks == [dict(type='IterationSeedHook', seed=3)]
+    empty = Config(dict())
+    train.add_iteration_seed_hook(empty)
+    assert empty.custom_hooks == [dict(type='IterationSeedHook')]

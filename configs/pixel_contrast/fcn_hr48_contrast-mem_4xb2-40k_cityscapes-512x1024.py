@@ -3,8 +3,9 @@
 # pixel_update_freq 10, warm-up 5000) on stock mmseg HRNetV2-W48, Cityscapes.
 # The bank (19 x 5000 x 256 x 2 queues, ~194 MB fp32) lives in the head as
 # buffers, so checkpoints and --resume keep it; PixelMemoryBankHook enqueues
-# the keys after each optimizer step (all-gathered over ranks, excluded from
-# DDP buffer broadcast). Unlike the reference: class 0 is enqueued, pixels
+# the keys after each optimizer step (each rank samples its own images and
+# only the written rows are all-gathered, ~0.4 MiB per rank and step; the
+# bank is excluded from DDP buffer broadcast). Unlike the reference: class 0 is enqueued, pixels
 # are pixels of the class, pointers advance by the number written.
 _base_ = ['mmseg::hrnet/fcn_hr48_4xb2-40k_cityscapes-512x1024.py']
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)

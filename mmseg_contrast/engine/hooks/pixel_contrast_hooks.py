@@ -41,8 +41,9 @@ class PixelMemoryBankHook(Hook):
     """Enqueue the keys of the last step into each contrast head's memory
     bank, after the optimizer step.
 
-    The bank itself all-gathers keys and labels across ranks, so every rank
-    applies the identical update and holds the identical bank. Broadcasting
+    The bank itself all-gathers what each rank writes (its sampled pixels
+    and segment means, with their classes), so every rank applies the
+    identical update and holds the identical bank. Broadcasting
     the bank from rank 0 on every forward (torch DDP's
     ``broadcast_buffers=True``) would be pure overhead (19x5000x256 fp32 is
     ~97 MB per queue). mmengine's ``Runner.wrap_model`` already passes

@@ -82,8 +82,9 @@ class PixelMemoryBank(nn.Module):
         memory_size (int): M, slots per class and per queue. Default 5000.
         pixel_per_image (int): pixels enqueued per (image, class). Default 10.
         ignore_index (int): label never enqueued. Default 255.
-        gather (bool): all-gather keys and labels across ranks before
-            enqueueing (no-op when not distributed). Default True.
+        gather (bool): all-gather the rows every rank writes (segment means
+            and sampled pixels with their classes), so that all ranks hold
+            the same bank (no-op when not distributed). Default True.
         seed (int): base seed of the pixel-choice generator. Default 0.
 
     Buffers (saved in checkpoints, so ``--resume`` restores the bank):
@@ -286,7 +287,8 @@ class PixelMemoryBank(nn.Module):
         order = order[torch.argsort(g[order], stable=True)]  # by (g, random)
         g_sorted = g[order]
         cnt_all = torch.zeros(B * C + 1, dtype=torch.long,
-                              device=dev).scatter_add_(0, g, torch.ones_like(g))
+                              device=dev).scatter_add_(0, g,
+                                                       torch.ones_like(g))
         start = torch.cumsum(cnt_all, 0) - cnt_all
         rank = torch.arange(N, device=dev) - start[g_sorted]
         take = (g_sorted < B * C) & (rank < K)

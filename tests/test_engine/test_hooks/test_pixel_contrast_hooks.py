@@ -261,14 +261,25 @@ class _RecordContrastHook(Hook):
 _SINKS = {}
 
 
-def _runner(work_dir, max_iters, name, warmup, resume=False):
+class _NoisySegDataset(_TinySegDataset):
+    """Draws from the global generators while loading (num_workers=0: in
+    the main process), like a random augmentation would."""
+
+    def __getitem__(self, i):
+        item = dict(self.items[i])
+        noise = torch.randint(0, 20, item['inputs'].shape, dtype=torch.uint8)
+        item['inputs'] = item['inputs'] + noise
+        return item
+
+
+def _runner(work_dir, max_iters, name, warmup, resume=False, seeded=False):
     from mmengine.runner import Runner
     return Runner(
         model=_model_cfg(memory=True),
         work_dir=work_dir,
         experiment_name=name,
         train_dataloader=dict(
-            dataset=_TinySegDataset(4),
+            dataset=_NoisySegDataset(4) if seeded else _TinySegDataset(4),
             sampler=dict(type='DefaultSampler', shuffle=False),
             batch_size=2,
             num_workers=0),
@@ -287,7 +298,7 @@ def _runner(work_dir, max_iters, name, warmup, resume=False):
             dict(type='ContrastWarmupHook', warmup_iters=warmup),
             dict(type='_RecordContrastHook', sink_name=name,
                  priority='VERY_LOW'),
-        ],
+        ] + ([dict(type='IterationSeedHook')] if seeded else []),
         default_scope='mmseg',
         randomness=dict(seed=0),
         resume=resume,
@@ -336,6 +347,44 @@ def test_runner_resume_restores_bank_and_pointers(tmp_path):
     assert int(bank_second['num_updates']) == 4
     for k, v in bank_straight.items():
         torch.testing.assert_close(bank_second[k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_runner_resume_is_bit_exact_with_iteration_seed_hook(tmp_path):
+    # contrast term on from iteration 1 (random anchor sampling against the
+    # bank, random data noise): with IterationSeedHook, 2 iterations +
+    # resume + 2 equal 4 uninterrupted ones exactly
+    straight = _runner(str(tmp_path / 'straight'), 4, 'seed_straight', 1,
+                       seeded=True)
+    straight.train()
+    first = _runner(str(tmp_path / 'resumed'), 2, 'seed_first', 1,
+                    seeded=True)
+    first.train()
+    second = _runner(str(tmp_path / 'resumed'), 4, 'seed_second', 1,
+                     resume=True, seeded=True)
+    second.train()
+    rec_a = [r for r in _SINKS['seed_straight'] if r[0] == 'iter']
+    rec_b = [r for r in _SINKS['seed_first'] + _SINKS['seed_second']
+             if r[0] == 'iter']
+    assert [r[1] for r in rec_b] == [0, 1, 2, 3]
+    assert all(r[3] > 0 for r in rec_a[1:])  # contrast loss computed
+    assert rec_a == rec_b  # identical contrast losses at every iteration
+    for a, b in ((straight.model, second.model), ):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), k
+    # without the hook the resumed contrast loss differs (the issue)
+    plain = _runner(str(tmp_path / 'plain'), 2, 'plain_first', 1)
+    plain.train()
+    plain2 = _runner(str(tmp_path / 'plain'), 4, 'plain_second', 1,
+                     resume=True)
+    plain2.train()
+    loose = _runner(str(tmp_path / 'loose'), 4, 'plain_straight', 1)
+    loose.train()
+    la = [r[3] for r in _SINKS['plain_straight'] if r[0] == 'iter']
+    lb = [r[3] for r in _SINKS['plain_first'] + _SINKS['plain_second']
+          if r[0] == 'iter']
+    assert la[:2] == lb[:2] and la[2:] != lb[2:]
 
 
 # ------------------------------------------------------------------ DDP level

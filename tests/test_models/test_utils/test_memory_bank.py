@@ -258,3 +258,67 @@ def test_all_nan_step_leaves_the_bank_untouched():
               'pixel_count', 'segment_count'):
         assert torch.equal(getattr(bank, n), before[n]), n
     assert int(bank.num_updates) == 2
+
+
+def _gather_worker(rank, init_file, out_dir):
+    import os
+    import torch.distributed as torch_dist
+    torch.set_num_threads(1)
+    torch_dist.init_process_group('gloo', init_method=f'file://{init_file}',
+                                  rank=rank, world_size=2)
+    try:
+        from mmseg_contrast.models.utils import memory_bank as mb
+        sent = []
+        real = mb.all_gather
+        mb.all_gather = lambda t: sent.append(t.numel()) or real(t)
+        keys, lab = _ranked_batch(rank)
+        bank = PixelMemoryBank(num_classes=3, feat_dim=8, memory_size=32,
+                               pixel_per_image=3)
+        bank.enqueue(keys, lab)
+        state = {n: getattr(bank, n) for n in bank.buffer_names()}
+        state['nonfinite'] = bank.last_nonfinite
+        state['sent'] = torch.tensor(sent)
+        torch.save(state, os.path.join(out_dir, f'rank{rank}.pth'))
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def _ranked_batch(rank):
+    keys = _unit(2, 8, 4, 6, seed=20 + rank)
+    lab = _labels()
+    if rank == 1:  # fewer (image, class) pairs than rank 0: padded rows
+        lab[0] = 2
+        keys[1, :, 0, 0] = float('nan')  # one class-1 pixel of image 1
+    return keys, lab
+
+
+def test_two_ranks_gather_only_written_rows_and_agree(tmp_path):
+    import torch.multiprocessing as mp
+    mp.spawn(_gather_worker, args=(str(tmp_path / 'init'), str(tmp_path)),
+             nprocs=2, join=True)
+    s0, s1 = (torch.load(tmp_path / f'rank{r}.pth') for r in (0, 1))
+    for name in PixelMemoryBank.buffer_names():
+        assert torch.equal(s0[name], s1[name]), name
+    assert int(s0['nonfinite']) == int(s1['nonfinite']) == 1
+    # traffic: the counts, then (segments + pixels) x (D + 1) padded to the
+    # larger rank (rank 0: 4 segments and 3 + 3 + 3 + 3 pixels), never the
+    # (2, 8, 4, 6) key map
+    assert s0['sent'].tolist() == [3, (4 + 12) * 9]
+    # the segment queue is exactly that of one process enqueueing both
+    # ranks' images in rank order (segment means are not sampled)
+    k0, l0 = _ranked_batch(0)
+    k1, l1 = _ranked_batch(1)
+    one = PixelMemoryBank(num_classes=3, feat_dim=8, memory_size=32,
+                          pixel_per_image=3)
+    one.enqueue(torch.cat([k0, k1]), torch.cat([l0, l1]))
+    for name in ('segment_queue', 'segment_ptr', 'segment_count',
+                 'pixel_ptr', 'pixel_count'):
+        assert torch.equal(getattr(one, name), s0[name]), name
+    # every pixel entry is a finite key of its class from one of the images
+    keys = torch.cat([k0, k1]).flatten(2).permute(0, 2, 1).reshape(-1, 8)
+    labs = torch.cat([l0, l1]).reshape(-1)
+    for c in range(3):
+        ents = s0['pixel_queue'][c, :int(s0['pixel_count'][c])]
+        ok = torch.isfinite(keys).all(1)
+        idx = _match_rows(ents, torch.where(ok[:, None], keys, 1e3))
+        assert (labs[idx] == c).all()

@@ -1,12 +1,15 @@
 """mmseg_contrast: pixel-level contrastive learning for MMSegmentation 1.x.
 
 Importing the package first applies the compatibility layer
-(:mod:`mmseg_contrast._compat`), then registers every module into mmseg's
+(:mod:`mmseg_contrast._compat`, and :mod:`mmseg_contrast._compat_dist` for
+CPU-only multi-process training), then registers every module into mmseg's
 registries (``mmseg.registry.MODELS``, ``HOOKS``, ``DATASETS``, ...).
 """
-from . import _compat
+from . import _compat, _compat_dist
 
 _compat.apply()
+if _compat_dist.apply() and 'cpu_dist' not in _compat.APPLIED:
+    _compat.APPLIED.append('cpu_dist')
 
 from .version import __version__, version_info  # noqa: E402
 

@@ -14,13 +14,15 @@ Fixes (see README, "Compatibility layer"):
    ``ModuleNotFoundError`` so mmseg's optional ``try: from mmcv.ops import X``
    guards keep working. With full mmcv installed nothing is replaced.
 2. torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine
-   checkpoints pickle numpy objects and ``HistoryBuffer``. We register an
-   allowlist of the safe types mmengine writes, so local checkpoints (``load_from``,
-   ``--resume``, ``tools/test.py CFG CKPT``, ``init_cfg=Pretrained``) load while
-   a checkpoint carrying any other pickled global (e.g. an arbitrary callable)
-   is still refused, with a clear :class:`UnsafeCheckpointError`. Setting
-   ``MMSEG_CONTRAST_TRUSTED_CKPT=1`` opts out (full unpickling) for files you
-   trust.
+   checkpoints pickle numpy objects and ``HistoryBuffer``. An allowlist of
+   the safe types mmengine writes is registered and every checkpoint mmengine
+   reads goes through one safe loader (integrity checks, then
+   ``weights_only=True``); a checkpoint carrying any other pickled global is
+   refused with a clear ``UnsafeCheckpointError``. Implemented in
+   :mod:`mmseg_contrast.checkpoint_safety` (and
+   :mod:`mmseg_contrast.checkpoint_integrity`); its public names
+   (``load_checkpoint_file``, ``UnsafeCheckpointError``, ``TRUSTED_ENV``, ...)
+   are re-exported here.
 3. ``pkg_resources`` (removed in setuptools 82) is required by mmengine
    0.10.7 to resolve ``mmseg::`` configs. We pin ``setuptools<81``; if it is
    missing anyway, an ``importlib.metadata`` backport is installed.
@@ -28,7 +30,6 @@ Fixes (see README, "Compatibility layer"):
 import importlib
 import importlib.util
 import os
-import pickle
 import sys
 import types
 import warnings
@@ -38,13 +39,12 @@ import torch.nn.functional as F
 
 __all__ = [
     'apply', 'point_sample', 'sigmoid_focal_loss', 'UnsafeCheckpointError',
+    'CorruptCheckpointError', 'CheckpointMismatchError',
     'safe_checkpoint_globals', 'load_checkpoint_file', 'APPLIED'
 ]
 
 #: Names of the fixes that :func:`apply` actually installed.
 APPLIED = []
-
-TRUSTED_ENV = 'MMSEG_CONTRAST_TRUSTED_CKPT'
 
 
 # ---------------------------------------------------------------------------
@@ -175,109 +175,22 @@ def install_mmcv_ops_shim(force=False):
 
 
 # ---------------------------------------------------------------------------
-# 2. checkpoint loading on torch >= 2.6 (weights_only)
+# 2. checkpoint loading on torch >= 2.6 (weights_only): see checkpoint_safety
 # ---------------------------------------------------------------------------
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint contains pickled objects outside the safe allowlist."""
+#: names re-exported (lazily) from :mod:`mmseg_contrast.checkpoint_safety`
+_SAFETY_NAMES = ('TRUSTED_ENV', 'UnsafeCheckpointError',
+                 'CorruptCheckpointError', 'CheckpointMismatchError',
+                 'safe_checkpoint_globals', 'load_checkpoint_file',
+                 'install_checkpoint_allowlist')
 
 
-def _torch_defaults_to_weights_only():
-    from packaging.version import Version
-    return Version(torch.__version__.split('+')[0]) >= Version('2.6')
-
-
-def safe_checkpoint_globals():
-    """Types that mmengine/mmseg checkpoints legitimately pickle.
-
-    numpy arrays, scalars and dtypes (in ``meta`` and the message hub's
-    history buffers), mmengine's ``HistoryBuffer`` and ``ConfigDict``, and the
-    builtins those use. Nothing here can execute code when unpickled.
-    """
-    import numpy as np
-    items = [np.ndarray, np.dtype]
-    try:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct, scalar
-    except ImportError:  # pragma: no cover - numpy >= 2
-        from numpy._core.multiarray import _reconstruct, scalar
-    items += [_reconstruct, scalar]
-    # concrete dtype classes (numpy >= 1.25 pickles dtypes by class)
-    dtypes_mod = getattr(np, 'dtypes', None)
-    if dtypes_mod is not None:
-        for name in dir(dtypes_mod):
-            obj = getattr(dtypes_mod, name)
-            if isinstance(obj, type) and issubclass(obj, np.dtype):
-                items.append(obj)
-    # numpy scalar types
-    for name in ('bool_', 'int8', 'int16', 'int32', 'int64', 'uint8',
-                 'uint16', 'uint32', 'uint64', 'float16', 'float32',
-                 'float64', 'complex64', 'complex128', 'str_'):
-        if hasattr(np, name):
-            items.append(getattr(np, name))
-    from mmengine.logging.history_buffer import HistoryBuffer
-    items.append(HistoryBuffer)
-    # HistoryBuffer pickles its statistics methods as
-    # ``getattr(HistoryBuffer, 'mean')``. Plain ``builtins.getattr`` is NOT
-    # allowlisted: a restricted stand-in resolves only those attributes.
-    items.append((_restricted_getattr, 'builtins.getattr'))
-    items.append((_restricted_getattr, '__builtin__.getattr'))
-    from mmengine.config import ConfigDict
-    items.append(ConfigDict)
-    import collections
-    items += [collections.OrderedDict, collections.defaultdict, set,
-              frozenset, slice, range, complex]
-    return items
-
-
-def _restricted_getattr(obj, name, *default):
-    from mmengine.logging.history_buffer import HistoryBuffer
-    if isinstance(obj, type) and issubclass(obj, HistoryBuffer) and \
-            (name in ('min', 'max', 'current', 'mean')
-             or name in HistoryBuffer._statistics_methods):
-        return getattr(obj, name)
-    raise pickle.UnpicklingError(
-        f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) '
-        f'is not allowed in a checkpoint')
-
-
-def _unsafe_message(filename, err):
-    return (f'Refusing to load checkpoint {filename!r}: it contains pickled '
-            f'objects that are not on mmseg_contrast\'s allowlist of safe '
-            f'checkpoint types, so loading it could execute arbitrary code '
-            f'({err}). If you trust this file, set {TRUSTED_ENV}=1 to load '
-            f'it with full unpickling.')
-
-
-def load_checkpoint_file(filename, map_location=None):
-    """``torch.load`` with the safe allowlist and a clear refusal message."""
-    if os.environ.get(TRUSTED_ENV, '') == '1':
-        return torch.load(filename, map_location=map_location,
-                          weights_only=False)
-    try:
-        return torch.load(filename, map_location=map_location,
-                          weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise UnsafeCheckpointError(_unsafe_message(filename, e)) from None
-
-
-def install_checkpoint_allowlist():
-    """Register safe globals and mmengine's local loader with a clear error."""
-    if not _torch_defaults_to_weights_only():
-        return False
-    torch.serialization.add_safe_globals(safe_checkpoint_globals())
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    def load_from_local(filename, map_location):
-        filename = os.path.expanduser(filename)
-        if not os.path.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return load_checkpoint_file(filename, map_location=map_location)
-
-    load_from_local.__mmseg_contrast__ = True
-    current = CheckpointLoader._schemes.get('')
-    if not getattr(current, '__mmseg_contrast__', False):
-        CheckpointLoader.register_scheme(
-            prefixes='', loader=load_from_local, force=True)
-    return True
+def __getattr__(name):
+    # lazy, so this module can still be loaded on its own (without the
+    # package, e.g. to test the mmcv.ops shim against compiled ops)
+    if name in _SAFETY_NAMES:
+        from mmseg_contrast import checkpoint_safety
+        return getattr(checkpoint_safety, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 # ---------------------------------------------------------------------------
@@ -336,6 +249,7 @@ def apply():
         warnings.simplefilter('ignore', UserWarning)
         if install_mmcv_ops_shim() and 'mmcv_ops_shim' not in APPLIED:
             APPLIED.append('mmcv_ops_shim')
+    from mmseg_contrast.checkpoint_safety import install_checkpoint_allowlist
     if install_checkpoint_allowlist() and \
             'checkpoint_allowlist' not in APPLIED:
         APPLIED.append('checkpoint_allowlist')

@@ -41,8 +41,15 @@ def parse_args(argv=None):
     p.add_argument(
         '--queue-len',
         type=int,
-        default=64,
-        help='DenseCL queue length (multiple of the batch size)')
+        default=16,
+        help='DenseCL queue length (multiple of the batch size; 16 = one '
+        'batch: P(own image in queue) 3.8 %% on the 82 slices, 64: 38 %%)')
+    p.add_argument(
+        '--pretrain-lr',
+        type=float,
+        default=None,
+        help='pre-training lr (default: the config\'s base_lr per 256 '
+        'images, scaled linearly to --pretrain-batch-size)')
     p.add_argument('--finetune-iters', type=int, default=200)
     p.add_argument('--threads', type=int, default=1, help='OMP threads')
     p.add_argument('--seed', type=int, default=0, help='fine-tuning seed')
@@ -51,6 +58,13 @@ def parse_args(argv=None):
         action='store_true',
         help='reuse the pre-training checkpoint in the work dir')
     return p.parse_args(argv)
+
+
+def pretrain_lr(cfg, args):
+    """``--pretrain-lr``, else ``base_lr * batch / 256`` (linear scaling)."""
+    if args.pretrain_lr is not None:
+        return args.pretrain_lr
+    return cfg.base_lr * args.pretrain_batch_size / 256
 
 
 def _train(cfg, work_dir, threads, log_name):
@@ -132,6 +146,7 @@ def main(argv=None):
         cfg.work_dir = pre_wd
         cfg.model.queue_len = args.queue_len
         cfg.train_dataloader.batch_size = args.pretrain_batch_size
+        cfg.optim_wrapper.optimizer.lr = pretrain_lr(cfg, args)
         cfg.train_cfg.max_iters = n
         warm = max(1, n // 20)
         cfg.param_scheduler = [

@@ -59,6 +59,16 @@ def parse_args():
     return args
 
 
+def add_iteration_seed_hook(cfg):
+    """Append ``IterationSeedHook`` to ``cfg.custom_hooks`` unless the config
+    lists it already (e.g. with its own ``seed``)."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') in ('IterationSeedHook',
+                                 'mmseg.IterationSeedHook') for h in hooks):
+        hooks.append(dict(type='IterationSeedHook'))
+    cfg.custom_hooks = hooks
+
+
 def main():
     args = parse_args()
 
@@ -94,6 +104,14 @@ def main():
 
     # resume training
     cfg.resume = args.resume
+    # re-seed every iteration from (seed, iteration) so that --resume is
+    # bit-exact (mmengine does not checkpoint the random generators)
+    add_iteration_seed_hook(cfg)
+
+    # stop at the first label value >= num_classes, naming the file
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any('LabelRangeCheckHook' in str(h.get('type', '')) for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='mmseg.LabelRangeCheckHook')]
 
     # build the runner from config
     if 'runner_type' not in cfg:

@@ -9,6 +9,7 @@ custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 model = dict(
     decode_head=dict(
         type='ContrastASPPHead',
+        proj_in='backbone',
         proj_channels=256,
         contrast_loss=dict(
             type='PixelContrastLoss',

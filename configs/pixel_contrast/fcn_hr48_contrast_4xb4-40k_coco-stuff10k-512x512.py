@@ -23,6 +23,7 @@ model = dict(
             stage4=dict(num_channels=(48, 96, 192, 384)))),
     decode_head=dict(
         type='ContrastFCNHead',
+        proj_in='backbone',
         in_channels=hr48,
         channels=sum(hr48),
         num_classes=171,

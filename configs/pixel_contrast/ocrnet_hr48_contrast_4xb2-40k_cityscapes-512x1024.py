@@ -11,6 +11,7 @@ model = dict(decode_head=[
     dict(
         _base_.model.decode_head[1],
         type='ContrastOCRHead',
+        proj_in='backbone',
         proj_channels=256,
         contrast_loss=dict(
             type='PixelContrastLoss',

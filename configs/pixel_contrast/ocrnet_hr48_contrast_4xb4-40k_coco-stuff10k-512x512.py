@@ -29,6 +29,7 @@ model = dict(
         dict(
             _base_.model.decode_head[1],
             type='ContrastOCRHead',
+            proj_in='backbone',
             in_channels=hr48,
             num_classes=171,
             proj_channels=256,

@@ -31,6 +31,7 @@ model = dict(
         dict(
             _base_.model.decode_head[1],
             type='ContrastOCRHead',
+            proj_in='backbone',
             in_channels=hr48,
             num_classes=59,
             proj_channels=256,

@@ -55,5 +55,12 @@ train_dataloader = dict(
         datasets=[labeled_dataset, unlabeled_dataset],
         ignore_keys=['classes', 'palette']))
 
-custom_hooks = [dict(type='MeanTeacherHook', max_decay=0.99)]
+# Teacher EMA whose window fits the 200-iteration schedule: ReCo's
+# min(1 - 1/(t+1), 0.99) would still weigh the first 100 iterations by
+# 0.99^100 = 0.37 at iteration 200; the horizon schedule caps the decay at
+# 1 - 1/(0.1 * max_iters) = 0.95 (weight 0.95^100 = 0.006). See
+# configs/reco/README.md, "Fixes for short schedules".
+custom_hooks = [
+    dict(type='MeanTeacherHook', decay_schedule='horizon', horizon=0.1)
+]
 val_cfg = dict(type='TeacherStudentValLoop')

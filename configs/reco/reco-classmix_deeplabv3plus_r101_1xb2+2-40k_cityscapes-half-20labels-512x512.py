@@ -20,7 +20,8 @@ model = dict(
         strong_threshold=0.97,
         unsup_weighting='ratio',
         mix_mode='classmix',
-        reco=True),
+        reco=True,
+        unsup_aug=_base_.reco_unsup_aug),
     semi_test_cfg=dict(predict_on='teacher'))
 train_dataloader = dict(
     _delete_=True,

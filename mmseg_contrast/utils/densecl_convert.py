@@ -37,7 +37,6 @@ MobileNetV2's classification ``conv2.*``) can be dropped explicitly with
 """
 import copy
 import fnmatch
-import os
 import os.path as osp
 from collections import OrderedDict
 
@@ -387,8 +386,6 @@ def convert_densecl_checkpoint(src,
             ignore_unexpected=ignore_unexpected)
     out = {'state_dict': state_dict, 'meta': report.to_meta()}
     if dst is not None:
-        d = osp.dirname(dst)
-        if d:
-            os.makedirs(d, exist_ok=True)
-        torch.save(out, dst)
+        from mmseg_contrast.checkpoint_integrity import atomic_torch_save
+        atomic_torch_save(out, dst)  # never a half-written dst
     return out, report

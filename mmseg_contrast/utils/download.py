@@ -15,8 +15,14 @@ file the name promises:
   ``.partial`` file is kept); servers without range support restart from
   byte 0; after ``retries`` failed attempts a :class:`DownloadError` says
   what happened and where to put the file by hand;
-* a file already in the cache is verified and used without any network
-  request, so a warm cache works offline;
+* the cache is keyed by the full URL: ``<cache>/<sha256(url)[:16]>/<name>``
+  (two URLs with the same file name never share an entry); a file already
+  there is verified and used without any network request, so a warm cache
+  works offline. A hash-named file that sits directly in ``<cache>`` (the
+  torch.hub / mmengine layout) and matches its hash is reused as well;
+* a checkpoint in the ContrastiveSeg authors' (openseg.pytorch) layout is
+  converted to mmseg keys once and the conversion cached next to it
+  (:mod:`mmseg_contrast.utils.openseg_convert`);
 * under ``torch.distributed`` the local rank 0 of each node downloads first,
   the other ranks wait at a barrier and then read the cache.
 
@@ -31,9 +37,10 @@ then read with :func:`mmseg_contrast._compat.load_checkpoint_file`
 (``weights_only=True`` plus the safe allowlist), unlike mmengine's default
 URL loader, which unpickles downloaded files without restriction.
 
-URLs whose file name carries no ``-<hex>`` suffix (e.g. Hugging Face files)
-cannot be verified; they are downloaded with the same resume logic and a
-warning, unless ``MMSEG_CONTRAST_REQUIRE_HASH=1`` is set, which refuses them.
+URLs whose file name carries no ``-<hex>`` suffix (e.g. Hugging Face files,
+or a ``-YYYYMMDD`` date) cannot be verified; they are downloaded with the
+same resume logic and a warning, unless ``MMSEG_CONTRAST_REQUIRE_HASH=1``
+is set, which refuses them.
 """
 import hashlib
 import http.client
@@ -51,8 +58,8 @@ from urllib.parse import urlparse
 
 __all__ = [
     'ChecksumError', 'DownloadError', 'hash_prefix_from_url', 'sha256sum',
-    'default_cache_dir', 'download_checkpoint', 'load_from_http',
-    'register_url_scheme'
+    'default_cache_dir', 'url_cache_path', 'download_checkpoint',
+    'load_from_http', 'register_url_scheme'
 ]
 
 #: ``<anything>-<hex>.<ext>``: the hash prefix torch.hub/OpenMMLab put in
@@ -70,11 +77,36 @@ class DownloadError(RuntimeError):
     """The file could not be downloaded (after retries)."""
 
 
+def _is_date(digits: str) -> bool:
+    """``YYYYMMDD`` (1970-2099): a release date, not a sha256 prefix."""
+    if len(digits) != 8 or not digits.isdigit():
+        return False
+    y, m, d = int(digits[:4]), int(digits[4:6]), int(digits[6:])
+    return 1970 <= y <= 2099 and 1 <= m <= 12 and 1 <= d <= 31
+
+
 def hash_prefix_from_url(url: str) -> Optional[str]:
-    """The sha256 prefix encoded in the URL's file name, or None."""
+    """The sha256 prefix encoded in the URL's file name, or None.
+
+    A suffix that reads as a date (``x-20210302.pth``) is not a hash prefix:
+    reading it as one would delete a valid file as "corrupted".
+    """
     name = osp.basename(urlparse(url).path)
     m = HASH_REGEX.search(name)
-    return m.group(1) if m else None
+    if m is None or _is_date(m.group(1)):
+        return None
+    return m.group(1)
+
+
+def url_cache_path(url: str, model_dir: Optional[str] = None) -> str:
+    """Where ``url`` is cached: ``<model_dir>/<sha256(url)[:16]>/<name>``.
+
+    Keyed by the full URL, so two URLs with the same file name (``.../a/
+    good.pth``, ``.../b/good.pth``) never share a cache entry.
+    """
+    name = osp.basename(urlparse(url).path)
+    key = hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]
+    return osp.join(model_dir or default_cache_dir(), key, name)
 
 
 def sha256sum(path: str) -> str:
@@ -225,8 +257,8 @@ def download_checkpoint(url: str,
         raise DownloadError(f'Not a downloadable checkpoint URL: {url!r}')
     name = osp.basename(parts.path)
     model_dir = model_dir or default_cache_dir()
-    os.makedirs(model_dir, exist_ok=True)
-    dest = osp.join(model_dir, name)
+    dest = url_cache_path(url, model_dir)
+    os.makedirs(osp.dirname(dest), exist_ok=True)
     partial = dest + '.partial'
     prefix = hash_prefix_from_url(url)
     if prefix is None:
@@ -242,6 +274,10 @@ def download_checkpoint(url: str,
         if prefix is not None:
             _verify(dest, prefix, url, 'cached file')
         return dest
+    flat = osp.join(model_dir, name)  # torch.hub / mmengine cache layout
+    if prefix is not None and osp.isfile(flat) and \
+            sha256sum(flat).startswith(prefix):
+        return flat  # same bytes whichever URL put it there
     if not allow_download:
         raise DownloadError(
             f'{name} is not in the cache {model_dir} (the process that was '
@@ -323,27 +359,36 @@ def load_from_http(filename: str,
     Local rank 0 of every node downloads first (verified, resumable); the
     other ranks wait at a barrier and read the cached file. The file is
     loaded with the safe allowlist loader of :mod:`mmseg_contrast._compat`.
+    A checkpoint in the ContrastiveSeg / openseg.pytorch layout is converted
+    to mmseg keys and the conversion cached next to it
+    (:func:`mmseg_contrast.utils.openseg_cache.load_maybe_converted`).
     """
     from mmengine.dist import barrier, get_dist_info, get_local_rank
 
-    from mmseg_contrast._compat import load_checkpoint_file
+    from .openseg_cache import load_maybe_converted
+    from .openseg_convert import OpenSegLayoutError
     rank, world_size = get_dist_info()
     local_rank = _local_rank(rank, get_local_rank) if world_size > 1 else 0
-    path, error = None, None
+    ckpt, error = None, None
     if local_rank == 0:
         try:
             path = download_checkpoint(
                 filename, model_dir=model_dir, progress=progress)
-        except (ChecksumError, DownloadError) as e:
+            ckpt = load_maybe_converted(path, map_location=map_location,
+                                        check_hash=False)
+        except (ChecksumError, DownloadError, OpenSegLayoutError) as e:
             error = e
     if world_size > 1:
         barrier()
     if error is not None:
         raise error
-    if path is None:
+    if ckpt is None:  # the other ranks: read what local rank 0 cached
         path = download_checkpoint(
             filename, model_dir=model_dir, allow_download=False)
-    return load_checkpoint_file(path, map_location=map_location)
+        # the sha256 in the name was just verified by download_checkpoint
+        ckpt = load_maybe_converted(path, map_location=map_location,
+                                    check_hash=False)
+    return ckpt
 
 
 def register_url_scheme() -> None:

@@ -31,8 +31,8 @@ __all__ = [
 ]
 
 
-class CheckpointMismatchError(ValueError):
-    """The checkpoint's weights do not fit the model built from the config."""
+from mmseg_contrast.checkpoint_safety import \
+    CheckpointMismatchError  # noqa: E402  (one class for every tool)
 
 
 def _state_dict(checkpoint) -> Dict[str, torch.Tensor]:

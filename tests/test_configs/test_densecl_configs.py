@@ -17,8 +17,11 @@ from mmseg_contrast.utils.densecl_convert import (PartialLoadError,
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG_DIR = osp.join(REPO, 'configs', 'densecl')
 PRETRAIN = sorted(glob.glob(osp.join(CFG_DIR, 'densecl_*.py')))
+# mmpretrain's ImageNet linear-probe benchmark (a classification config)
+LINEAR_PROBE = sorted(glob.glob(osp.join(CFG_DIR, '*-linear-*.py')))
 FINETUNE = sorted(
-    set(glob.glob(osp.join(CFG_DIR, '*.py'))) - set(PRETRAIN))
+    set(glob.glob(osp.join(CFG_DIR, '*.py'))) - set(PRETRAIN) -
+    set(LINEAR_PROBE))
 AAL_PRE = osp.join(CFG_DIR, 'densecl_mnv2_1xb16-coslr-1k_aal-128x128.py')
 AAL_FT = osp.join(CFG_DIR, 'deeplabv3_mnv2_densecl-aal-pre_aal_cpu.py')
 VOC_FCN = osp.join(CFG_DIR,
@@ -52,6 +55,18 @@ def test_pretrain_configs(path):
                                             list) else [ds.seg_dataset]
         with DefaultScope.overwrite_default_scope('mmseg'):
             assert all(DATASETS.get(s['type']) is not None for s in segs)
+
+
+def test_aal_demo_queue_lr_and_logging():
+    """The CPU demo's queue fits 82 images, its lr is MoCo's 0.03 / 256
+    scaled to the batch, and the iteration schedule logs iterations."""
+    from mmseg_contrast.models.selfsup.densecl import own_image_in_queue_prob
+    cfg = Config.fromfile(AAL_PRE)
+    bs = cfg.train_dataloader.batch_size
+    assert own_image_in_queue_prob(82, cfg.model.queue_len, bs) <= 0.05
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.03 * bs / 256)
+    assert cfg.log_processor.by_epoch is False
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop'
 
 
 @pytest.mark.parametrize('path', FINETUNE, ids=osp.basename)

@@ -77,6 +77,21 @@ def test_config_parses_and_builds(path):
     assert types[1] == 'UnlabeledImageDataset'
     lab, unl = (d['ann_file'] for d in loader.dataset.datasets)
     assert 'unlabeled' in unl and 'unlabeled' not in lab
+    hook = cfg.custom_hooks[0]
+    if 'aal' in name:  # short demo schedule: a teacher window that fits it
+        assert hook.get('decay_schedule') == 'horizon'
+        assert 0 < hook['horizon'] <= 0.2
+        assert model.unsup_aug is None  # demo: backward-compatible, off
+    else:  # paper configs: ReCo's decay and batch augmentation
+        assert hook.get('decay_schedule', 'reco') == 'reco'
+        assert hook.get('max_decay', 0.99) == 0.99
+        aug = model.unsup_aug
+        assert aug is not None
+        scale = (1., 1.) if 'cityscapes' in name else (0.5, 1.5)
+        assert aug.scale == scale
+        assert (aug.blur_prob, aug.blur_sigma, aug.flip_prob) == (
+            0.5, (0.15, 1.15), 0.5)
+        assert aug.crop_size is None
 
 
 def test_demo_trio_equal_iterations_and_labelled_batch():

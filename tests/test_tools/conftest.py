@@ -1,6 +1,11 @@
 """Fixtures for the tool tests (see tool_helpers.py)."""
+import os.path as osp
+import sys
+
 import pytest
 from tool_helpers import CONTRAST_OPTIONS, save_model
+
+_REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='session')
@@ -25,3 +30,22 @@ def contrast_ckpt(tmp_path_factory):
     init_default_scope('mmseg')
     return save_model(CONTRAST_OPTIONS,
                        tmp_path_factory.mktemp('con') / 'contrast.pth', 1)
+
+
+@pytest.fixture(scope='session')
+def split_files(tmp_path_factory, aal_root):
+    """The 5 % labelled / unlabelled split of the demo (documented tool)."""
+    sys.path.insert(0, osp.join(_REPO, 'tools', 'dataset_converters'))
+    try:
+        import reco_partial_dataset
+    finally:
+        sys.path.pop(0)
+    out = tmp_path_factory.mktemp('splits')
+    lab, unl = str(out / 'lab.txt'), str(out / 'unl.txt')
+    reco_partial_dataset.main([
+        osp.join(_REPO, 'configs', 'baseline', 'deeplabv3_mnv2_aal_cpu.py'),
+        '--fraction', '0.05', '--min-classes', '1', '--seed', '0',
+        '--labeled-file', lab, '--unlabeled-file', unl, '--cfg-options',
+        f'train_dataloader.dataset.data_root={aal_root}'
+    ])
+    return lab, unl

@@ -44,3 +44,19 @@ def test_last_metrics(demo, tmp_path):
     assert demo._last_metrics(str(tmp_path))['mIoU'] == 12.5
     with pytest.raises(FileNotFoundError):
         demo._last_metrics(str(tmp_path / 'none'))
+
+
+def test_pretrain_defaults_fit_the_dataset(demo):
+    """Queue of one batch and the linearly scaled MoCo lr by default."""
+    from mmengine.config import Config
+    from mmseg_contrast.models.selfsup.densecl import own_image_in_queue_prob
+    args = demo.parse_args([])
+    assert args.queue_len == 16 and args.pretrain_batch_size == 16
+    assert own_image_in_queue_prob(82, args.queue_len,
+                                   args.pretrain_batch_size) < 0.05
+    cfg = Config.fromfile(osp.join(REPO, demo.PRETRAIN_CFG))
+    assert demo.pretrain_lr(cfg, args) == pytest.approx(0.03 * 16 / 256)
+    args = demo.parse_args(['--pretrain-batch-size', '32'])
+    assert demo.pretrain_lr(cfg, args) == pytest.approx(0.03 * 32 / 256)
+    args = demo.parse_args(['--pretrain-lr', '0.01'])
+    assert demo.pretrain_lr(cfg, args) == 0.01

@@ -36,6 +36,7 @@ def test_test_tool_downloads_checkpoint_url(tmp_path, ce_ckpt, aal_root):
     assert proc.returncode == 0, out[-3000:]
     assert 'Loads checkpoint by http backend' in out
     assert re.search(r'mIoU: [0-9.]+', out), out[-2000:]
-    cached = tmp_path / 'torch' / 'hub' / 'checkpoints' / name
-    assert cached.read_bytes() == data
+    # cached under a folder keyed by the full URL
+    cached = list((tmp_path / 'torch' / 'hub' / 'checkpoints').rglob(name))
+    assert len(cached) == 1 and cached[0].read_bytes() == data
     shutil.rmtree(tmp_path / 'wd')

@@ -14,7 +14,7 @@ from mmseg_contrast._compat import UnsafeCheckpointError
 from mmseg_contrast.utils.download import (ChecksumError, DownloadError,
                                            download_checkpoint,
                                            hash_prefix_from_url,
-                                           load_from_http)
+                                           load_from_http, url_cache_path)
 
 
 def _ckpt_bytes(seed=0, extra=None):
@@ -46,6 +46,16 @@ def cache(tmp_path, monkeypatch):
     return hub / 'checkpoints'
 
 
+def _files(folder):
+    return sorted(p.name for p in folder.rglob('*') if p.is_file())
+
+
+def _keyed(server, path, cache):
+    """The URL-keyed cache file of ``path`` (a pathlib.Path)."""
+    import pathlib
+    return pathlib.Path(url_cache_path(server.url(path), str(cache)))
+
+
 def test_hash_prefix_from_url():
     assert hash_prefix_from_url(
         'https://download.openmmlab.com/a/x_20220825-3078723b.pth') == \
@@ -53,6 +63,57 @@ def test_hash_prefix_from_url():
     assert hash_prefix_from_url('https://h.co/densecl_r50_200ep.pth') is None
     assert hash_prefix_from_url('https://h.co/a-3078723b.pth?x=1') == \
         '3078723b'
+    # a release date is not a sha256 prefix (only hex digits, 8 of them)
+    assert hash_prefix_from_url('https://h.co/model-20210302.pth') is None
+    assert hash_prefix_from_url('https://h.co/m_20220825-20210302.pth') is None
+    assert hash_prefix_from_url('https://h.co/a-12345678.pth') == '12345678'
+    assert hash_prefix_from_url('https://h.co/a-20211399.pth') == '20211399'
+
+
+def test_date_suffixed_file_is_kept(server, cache):
+    data, model = _ckpt_bytes()
+    server.files['/zoo/model-20210302.pth'] = data
+    with pytest.warns(UserWarning, match='cannot be verified'):
+        ckpt = load_from_http(server.url('/zoo/model-20210302.pth'))
+    assert torch.equal(ckpt['state_dict']['weight'], model.weight)
+    assert _files(cache) == ['model-20210302.pth']
+
+
+def test_cache_is_keyed_by_url(server, cache):
+    """Two URLs ending in the same file name are two cache entries."""
+    a, model_a = _ckpt_bytes(seed=1)
+    b, model_b = _ckpt_bytes(seed=2)
+    server.files['/a/good.pth'] = a
+    server.files['/b/good.pth'] = b
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # unverifiable names
+        ckpt_a = load_from_http(server.url('/a/good.pth'))
+        ckpt_b = load_from_http(server.url('/b/good.pth'))
+        again_a = load_from_http(server.url('/a/good.pth'))
+    assert torch.equal(ckpt_a['state_dict']['weight'], model_a.weight)
+    assert torch.equal(ckpt_b['state_dict']['weight'], model_b.weight)
+    assert torch.equal(again_a['state_dict']['weight'], model_a.weight)
+    assert [r[0] for r in server.requests] == ['/a/good.pth', '/b/good.pth']
+    pa, pb = (url_cache_path(server.url(p), str(cache))
+              for p in ('/a/good.pth', '/b/good.pth'))
+    assert pa != pb and osp.basename(pa) == osp.basename(pb) == 'good.pth'
+
+
+def test_verified_flat_cache_file_is_reused(server, cache):
+    """A hash-named file directly in the hub folder (torch.hub / mmengine
+    layout) is used if its bytes match; a mismatching one is left alone."""
+    data, _ = _ckpt_bytes()
+    path = _named(data)
+    cache.mkdir(parents=True)
+    flat = cache / osp.basename(path)
+    flat.write_bytes(data)
+    assert download_checkpoint(server.url(path)) == str(flat)
+    assert server.requests == []
+    flat.write_bytes(data[:100])  # another file under that name
+    server.files[path] = data
+    local = download_checkpoint(server.url(path))
+    assert local == str(_keyed(server, path, cache))
+    assert flat.read_bytes() == data[:100] and len(server.requests) == 1
 
 
 def test_good_file_into_torch_hub_cache(server, cache):
@@ -61,8 +122,9 @@ def test_good_file_into_torch_hub_cache(server, cache):
     server.files[path] = data
     ckpt = load_from_http(server.url(path), map_location='cpu')
     assert torch.equal(ckpt['state_dict']['weight'], model.weight)
-    local = cache / osp.basename(path)
+    local = _keyed(server, path, cache)
     assert local.read_bytes() == data
+    assert local.parent.parent == cache
     assert not osp.exists(str(local) + '.partial')
     assert server.requests == [(path, None)]
 
@@ -87,7 +149,7 @@ def test_corrupted_download_deleted_not_loaded(server, cache):
     server.files[path] = bytes(bad)
     with pytest.raises(ChecksumError, match='Checksum mismatch.*deleted'):
         load_from_http(server.url(path))
-    assert list(cache.iterdir()) == []
+    assert _files(cache) == []
 
 
 def test_truncated_download_deleted(server, cache):
@@ -96,17 +158,18 @@ def test_truncated_download_deleted(server, cache):
     server.files[path] = data[:len(data) // 3]  # consistent Content-Length
     with pytest.raises(ChecksumError, match='corrupted or truncated'):
         download_checkpoint(server.url(path), retry_delay=0)
-    assert list(cache.iterdir()) == []
+    assert _files(cache) == []
 
 
 def test_corrupted_cache_file_is_deleted(server, cache):
     data, _ = _ckpt_bytes()
     path = _named(data)
-    cache.mkdir(parents=True)
-    (cache / osp.basename(path)).write_bytes(data[:100])
+    local = _keyed(server, path, cache)
+    local.parent.mkdir(parents=True)
+    local.write_bytes(data[:100])
     with pytest.raises(ChecksumError, match='cached file'):
         download_checkpoint(server.url(path))
-    assert list(cache.iterdir()) == []
+    assert _files(cache) == []
     assert server.requests == []
 
 
@@ -132,9 +195,10 @@ def test_resume_partial_file_with_range(server, cache):
     data, _ = _ckpt_bytes()
     path = _named(data)
     server.files[path] = data
-    cache.mkdir(parents=True)
     half = len(data) // 2
-    partial = cache / (osp.basename(path) + '.partial')
+    local = _keyed(server, path, cache)
+    local.parent.mkdir(parents=True)
+    partial = local.parent / (local.name + '.partial')
     partial.write_bytes(data[:half])
     local = download_checkpoint(server.url(path))
     assert server.requests == [(path, f'bytes={half}-')]
@@ -199,7 +263,7 @@ def test_mmengine_entry_points_use_verified_loader(server, cache):
     server.files[bad_path] = data[:-10]
     with pytest.raises(ChecksumError):
         load_checkpoint(nn.Module(), server.url(bad_path))
-    assert sorted(p.name for p in cache.iterdir()) == [osp.basename(path)]
+    assert _files(cache) == [osp.basename(path)]
 
 
 def _dist_worker(rank, world_size, port, url, model_dir, result_dir):
@@ -257,8 +321,9 @@ def test_stale_partial_from_older_file_is_redownloaded(server, cache):
     data, _ = _ckpt_bytes()
     path = _named(data)
     server.files[path] = data
-    cache.mkdir(parents=True)
-    partial = cache / (osp.basename(path) + '.partial')
+    local = _keyed(server, path, cache)
+    local.parent.mkdir(parents=True)
+    partial = local.parent / (local.name + '.partial')
     partial.write_bytes(b'x' * 500)  # not a prefix of the current file
     with pytest.warns(UserWarning, match='again from the start'):
         local = download_checkpoint(server.url(path))
@@ -269,7 +334,8 @@ def test_stale_partial_from_older_file_is_redownloaded(server, cache):
 def test_complete_partial_is_used_without_request(server, cache):
     data, _ = _ckpt_bytes()
     path = _named(data)
-    cache.mkdir(parents=True)
-    (cache / (osp.basename(path) + '.partial')).write_bytes(data)
+    local = _keyed(server, path, cache)
+    local.parent.mkdir(parents=True)
+    (local.parent / (local.name + '.partial')).write_bytes(data)
     local = download_checkpoint(server.url(path))
     assert server.requests == [] and open(local, 'rb').read() == data

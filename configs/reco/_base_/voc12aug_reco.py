@@ -27,6 +27,12 @@ unlabeled_pipeline = [
     dict(type='StrongView', transforms=[dict(type='PhotoMetricDistortion')]),
     dict(type='PackSemiInputs')
 ]
+# ReCo's augmentation of the pseudo-labelled batch (build_data.py
+# batch_transform, scale_size (0.5, 1.5) for Pascal / SUN):
+# rescale + pad + crop before mixing, blur (p 0.5, sigma 0.15-1.15) and flip
+# (p 0.5) after; SemiSegmentor's semi_train_cfg.unsup_aug
+reco_unsup_aug = dict(
+    scale=(0.5, 1.5), blur_prob=0.5, blur_sigma=(0.15, 1.15), flip_prob=0.5)
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

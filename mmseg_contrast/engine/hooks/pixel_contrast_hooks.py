@@ -56,6 +56,11 @@ class PixelMemoryBankHook(Hook):
     exist. The construction-time broadcast still runs, so all ranks start
     from rank 0's (random) bank.
 
+    Pixels with a non-finite key are dropped by the bank; their number is
+    logged as ``train/bank_nonfinite_keys``. With AMP, a step that the loss
+    scaler skipped (inf / NaN gradients: the scale went down during the step)
+    enqueues nothing (``train/bank_skipped_step`` is 1 for it).
+
     Args:
         exclude_from_ddp_broadcast (bool): do the above. Default True.
     """
@@ -64,6 +69,7 @@ class PixelMemoryBankHook(Hook):
 
     def __init__(self, exclude_from_ddp_broadcast: bool = True):
         self.exclude_from_ddp_broadcast = bool(exclude_from_ddp_broadcast)
+        self._scales_before: List[float] = []
 
     @staticmethod
     def _banked_heads(model) -> List[Tuple[str, PixelContrastMixin]]:
@@ -77,6 +83,8 @@ class PixelMemoryBankHook(Hook):
                 'PixelMemoryBankHook: the model has no contrast head with a '
                 'memory_bank; set decode_head.memory_bank=dict('
                 "type='PixelMemoryBank', ...) or drop the hook.")
+        for _, head in heads:
+            head.memory_bank_consumer = type(self).__name__
         model = runner.model
         if (self.exclude_from_ddp_broadcast
                 and isinstance(model, DistributedDataParallel)):
@@ -87,20 +95,53 @@ class PixelMemoryBankHook(Hook):
             # this before every buffer sync)
             model._assign_modules_buffers()
 
+    @staticmethod
+    def _loss_scales(runner) -> List[float]:
+        """Current scale of every AMP loss scaler of the optimizer
+        wrapper(s) (none without AMP)."""
+        wrapper = getattr(runner, 'optim_wrapper', None)
+        wrappers = (list(wrapper.values()) if hasattr(wrapper, 'values')
+                    else [wrapper])
+        return [float(w.loss_scaler.get_scale()) for w in wrappers
+                if getattr(w, 'loss_scaler', None) is not None]
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        self._scales_before = self._loss_scales(runner)
+
     def after_train_iter(self,
                          runner,
                          batch_idx: int,
                          data_batch=None,
                          outputs: Optional[dict] = None) -> None:
-        for _, head in self._banked_heads(runner.model):
+        # an AMP loss scaler that found inf/NaN gradients skipped the
+        # optimizer step and lowered its scale: the step's keys come from a
+        # model whose update was thrown away, enqueue nothing (identical on
+        # all ranks: the gradients were all-reduced before the check)
+        before, self._scales_before = self._scales_before, []
+        skipped = any(a < b for a, b in zip(self._loss_scales(runner),
+                                            before))
+        heads = self._banked_heads(runner.model)
+        for name, head in heads:
             pending = head.pop_pending_keys()
             if pending is None:
                 raise RuntimeError(
                     'PixelMemoryBankHook: the contrast head kept no keys in '
                     'this training step (was loss() called?); every rank '
                     'must enqueue in every step.')
-            keys, labels = pending
-            head.memory_bank.enqueue(keys, labels)
+            suffix = '' if len(heads) == 1 else f'.{name}'
+            hub = getattr(runner, 'message_hub', None)
+            if hub is not None and before:  # AMP
+                hub.update_scalar(f'train/bank_skipped_step{suffix}',
+                                  float(skipped))
+            if skipped:
+                continue
+            bank = head.memory_bank
+            bank.enqueue(*pending)
+            if hub is not None:
+                # pixels whose key was NaN / inf, dropped (all ranks)
+                hub.update_scalar(f'train/bank_nonfinite_keys{suffix}',
+                                  bank.last_nonfinite)
 
 
 @HOOKS.register_module()

@@ -4,7 +4,8 @@ mmseg decode head by a ``type`` swap.
 The mixin keeps ``forward()`` returning the logits tensor (so inference, slide
 mode, TTA, ``mode='tensor'``, export and OCRNet's cascade are untouched). Every
 stock head ends in ``cls_seg(feat)``; during ``loss()`` the mixin records the
-pre-classifier feature and the logits there, and afterwards calls
+pre-classifier feature and the logits there (and the head's transformed
+input, see :meth:`AuxEmbeddingMixin.aux_feature`), and afterwards calls
 :meth:`AuxEmbeddingMixin.aux_losses`, which subclasses implement (pixel
 contrast, ReCo, ...). At inference nothing extra is computed.
 
@@ -23,7 +24,7 @@ from torch import Tensor
 
 
 class ProjectionHead(nn.Module):
-    """Embedding head on the pre-classifier feature.
+    """Embedding head (on the pre-classifier feature or the head's input).
 
     ``kind='mlp'`` (ContrastiveSeg, Wang et al. ICCV'21):
     conv1x1 -> BN -> ReLU -> conv1x1, output L2-normalised.
@@ -75,12 +76,29 @@ class AuxEmbeddingMixin:
 
     _aux_capture = False
     _aux_cache = None
+    _aux_head_input = None
+
+    def _transform_inputs(self, inputs):
+        x = super()._transform_inputs(inputs)
+        if self._aux_capture:
+            self._aux_head_input = x
+        return x
 
     def cls_seg(self, feat: Tensor) -> Tensor:
         logits = super().cls_seg(feat)
         if self._aux_capture:
             self._aux_cache = (feat, logits)
         return logits
+
+    def aux_feature(self, feat: Tensor, head_input) -> Tensor:
+        """The feature handed to :meth:`aux_losses`.
+
+        ``feat`` is what the head fed to ``cls_seg``; ``head_input`` is the
+        head's ``_transform_inputs(inputs)`` (e.g. the backbone's last stage
+        for ASPP heads, the resized concat of all stages for
+        ``input_transform='resize_concat'``). Default: ``feat``.
+        """
+        return feat
 
     def aux_losses(self, feat: Tensor, seg_logits: Tensor,
                    batch_data_samples) -> Dict[str, Tensor]:
@@ -99,17 +117,20 @@ class AuxEmbeddingMixin:
                 f'{type(self).__name__}.loss() could not find '
                 f'batch_data_samples in its arguments')
         self._aux_capture, self._aux_cache = True, None
+        self._aux_head_input = None
         try:
             losses = super().loss(*args, **kwargs)
         finally:
             self._aux_capture = False
         cache, self._aux_cache = self._aux_cache, None
+        head_input, self._aux_head_input = self._aux_head_input, None
         if cache is None:
             raise RuntimeError(
                 f'{type(self).__name__}: the head never called cls_seg() '
                 f'during loss(); the auxiliary embedding mixin needs a head '
                 f'whose forward() ends in cls_seg(feat).')
         feat, logits = cache
+        feat = self.aux_feature(feat, head_input)
         losses.update(self.aux_losses(feat, logits, batch_data_samples))
         return losses
 

@@ -60,7 +60,11 @@ than ``K``).
   denominator), no ``logits_mask`` column drop against the queue, unfilled
   bank slots are ignored;
 * the random draws are the same distribution, not the reference's RNG stream
-  (the reference uses CPU ``randperm`` per class).
+  (the reference uses CPU ``randperm`` per class);
+* with ``num_classes`` (set by the contrast heads) labels ``>= num_classes``
+  are ignored like ``ignore_index``; the reference would contrast such a
+  value as one more class (``LabelRangeCheckHook`` stops training on them
+  before they reach the model).
 
 The only host synchronisation is reading ``T`` (needed for the shape of the
 sample).
@@ -121,8 +125,8 @@ def sample_anchors(embed: Tensor,
                    max_samples: int = 1024,
                    max_views: int = 100,
                    ignore_index: int = 255,
-                   generator: Optional[torch.Generator] = None
-                   ) -> AnchorSamples:
+                   generator: Optional[torch.Generator] = None,
+                   num_classes: Optional[int] = None) -> AnchorSamples:
     """Segmentation-aware hard anchor sampling (reference
     ``_hard_anchor_sampling``), vectorised.
 
@@ -130,6 +134,8 @@ def sample_anchors(embed: Tensor,
         embed: (B, D, h, w) embeddings.
         labels: (B, h, w) long ground truth at embedding resolution.
         pred: (B, h, w) long prediction at embedding resolution.
+        num_classes: when given, labels ``>= num_classes`` are ignored like
+            ``ignore_index`` (they are no class of the model).
 
     One host sync (reading the number of rows). Rows: (image, class) pairs
     with more than ``max_views`` valid pixels, ordered by image then class;
@@ -143,7 +149,9 @@ def sample_anchors(embed: Tensor,
     dev = embed.device
     lab = labels.reshape(N).long()
     prd = pred.reshape(N).long()
-    valid = (lab != ignore_index) & (lab >= 0) & (lab < (1 << _LABEL_BITS))
+    bound = (1 << _LABEL_BITS) if num_classes is None else min(
+        int(num_classes), 1 << _LABEL_BITS)
+    valid = (lab != ignore_index) & (lab >= 0) & (lab < bound)
     easy = valid & (prd == lab)
     hard = valid & ~easy
     b = torch.arange(B, device=dev).repeat_interleave(HW)
@@ -429,6 +437,9 @@ class PixelContrastLoss(nn.Module):
         max_views (int): max views per (image, class) row, and the row
             threshold (a class needs > max_views pixels). Default 100.
         ignore_index (int): ignored label. Default 255.
+        num_classes (int, optional): labels ``>= num_classes`` are ignored
+            too (the reference would contrast them as a class). The contrast
+            heads set it to their ``num_classes``. Default None (no bound).
         loss_weight (float): multiplier. Default 1.0.
         loss_name (str): key in the loss dict. Default ``'loss_contrast'``.
         key_sampling (str): memory mode only: ``'all'``, ``'hardest'`` or
@@ -458,8 +469,14 @@ class PixelContrastLoss(nn.Module):
                  key_sampling: str = 'all',
                  num_keys: int = 1024,
                  num_pos_keys: Optional[int] = None,
-                 semi_hard_ratio: float = 0.1):
+                 semi_hard_ratio: float = 0.1,
+                 num_classes: Optional[int] = None):
         super().__init__()
+        if num_classes is not None and (not isinstance(num_classes, int)
+                                        or num_classes < 1):
+            raise ValueError('PixelContrastLoss: num_classes must be None or '
+                             f'a positive int, got {num_classes!r}')
+        self.num_classes = num_classes
         if not temperature > 0 or not base_temperature > 0:
             raise ValueError('PixelContrastLoss: temperature and '
                              'base_temperature must be > 0, got '
@@ -503,6 +520,7 @@ class PixelContrastLoss(nn.Module):
                 f'max_samples={self.max_samples}, '
                 f'max_views={self.max_views}, '
                 f'ignore_index={self.ignore_index}, '
+                f'num_classes={self.num_classes}, '
                 f'key_sampling={self.key_sampling!r}')
 
     def _check(self, embed: Tensor, seg_label: Tensor,
@@ -553,7 +571,8 @@ class PixelContrastLoss(nn.Module):
                 seg_label[:, None].float(), size=(h, w),
                 mode='nearest')[:, 0].long()
         samples = sample_anchors(embed, seg_label, seg_pred, self.max_samples,
-                                 self.max_views, self.ignore_index, generator)
+                                 self.max_views, self.ignore_index, generator,
+                                 num_classes=self.num_classes)
         self.last_num_rows = samples.num_rows
         self.last_n_view = samples.n_view
         if samples.num_rows == 0 or samples.n_view == 0:

@@ -164,7 +164,10 @@ class ReCoLoss(nn.Module):
     * the similarity and cross-entropy are computed in float32 whatever the
       input dtype (fp16/bf16 safe);
     * label values outside ``[0, C)`` (other than ``ignore_index``) raise a
-      ``ValueError`` instead of silently indexing another class.
+      ``ValueError`` instead of silently indexing another class;
+    * NaN / Inf in ``rep`` raise a ``FloatingPointError`` with the fix
+      (checked on the prototypes, in the same host sync), instead of
+      torch's ``invalid multinomial distribution``.
 
     Args:
         temperature (float): :math:`\tau` of both the negative-class
@@ -301,14 +304,6 @@ class ReCoLoss(nn.Module):
         present = n_valid > 0
         num_present = present.sum()
         active = present & (n_hard > 0) & (num_present > 1)
-        # The single device->host sync: active classes + input check.
-        flags = torch.cat([active, bad.view(1)]).cpu()
-        if bool(flags[-1]):
-            raise ValueError(
-                f'ReCoLoss: seg_label has values outside [0, {C}) that are '
-                f'not ignore_index={self.ignore_index} (C = prob.shape[1])')
-        act = flags[:-1].nonzero().flatten().to(device)            # (A,)
-        A = act.numel()
 
         R32 = rep.detach().permute(0, 2, 3, 1).reshape(-1, D).float()
         # prototypes: mean raw feature of all valid pixels of the class;
@@ -318,6 +313,26 @@ class ReCoLoss(nn.Module):
             device=device).scatter_(1, lab_c.unsqueeze(1), 1.0)
         sums = onehot[:, :C].t() @ R32                              # (C, D)
         protos = sums / n_valid.clamp(min=1).unsqueeze(1).to(R32.dtype)
+        # any NaN / Inf in rep reaches the prototypes (0 * NaN = NaN)
+        nonfinite = ~torch.isfinite(protos).all()
+        # The single device->host sync: active classes + input checks.
+        flags = torch.cat([active, nonfinite.view(1), bad.view(1)]).cpu()
+        if bool(flags[-1]):
+            raise ValueError(
+                f'ReCoLoss: seg_label has values outside [0, {C}) that are '
+                f'not ignore_index={self.ignore_index} (C = prob.shape[1])')
+        if bool(flags[C]):
+            raise FloatingPointError(
+                f'ReCoLoss: the representation (rep, shape '
+                f'{tuple(rep.shape)}) holds NaN or Inf: training diverged '
+                f'before the ReCo term (it would fail as an "invalid '
+                f'multinomial distribution"). Lower the learning '
+                f"rate (optim_wrapper.optimizer.lr), add gradient clipping "
+                f'(optim_wrapper.clip_grad=dict(max_norm=...)), or use a '
+                f'dynamic loss scale with fp16 (AmpOptimWrapper); check the '
+                f'input images for NaN.')
+        act = flags[:C].nonzero().flatten().to(device)             # (A,)
+        A = act.numel()
         protos_n = protos / protos.norm(dim=1, keepdim=True).clamp(
             min=self.eps)
 

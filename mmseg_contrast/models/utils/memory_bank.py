@@ -21,29 +21,38 @@ written. What differs from the reference (deliberately, see
   newest slots;
 * labels must be at (or are nearest-resized to) the key resolution (the
   reference slices with the config stride 8 on a stride-4 map);
-* keys and labels are all-gathered across ranks (``mmengine.dist.all_gather``)
-  and the random pixel choice uses a generator seeded identically on every
-  rank from ``(seed, number of updates)``, so all ranks hold the identical
-  bank (the reference keeps only rank 0's enqueues through DDP buffer
-  broadcast); the bank's buffers should be excluded from DDP buffer
-  broadcast, see :func:`ddp_ignore_memory_banks`;
+* each rank samples its own images (the pixel choice uses a generator
+  seeded from ``(seed, number of updates, rank)``), then only what is written
+  -- the segment means and sampled pixels, with their classes -- is
+  all-gathered (``mmengine.dist.all_gather``, padded to the largest count),
+  and every rank writes all ranks' rows in rank order, so all ranks hold the
+  identical bank (the reference keeps only rank 0's enqueues through DDP
+  buffer broadcast). For the HRNet Cityscapes config that is at most
+  2 x 19 x (10 + 1) rows of 257 floats (0.41 MiB) per rank and step instead
+  of the (2, 256, 128, 256) key map (64 MiB,
+  ``tools/analysis/benchmark_bank_traffic.py``); the bank's buffers should
+  be excluded from DDP buffer broadcast, see :func:`ddp_ignore_memory_banks`;
+* pixels whose key is not finite (NaN / inf, e.g. an fp16 overflow) are
+  never enqueued (they count in :attr:`PixelMemoryBank.last_nonfinite`),
+  so one bad step cannot poison the bank;
 * the queues start empty (zeros) and ``pixel_count`` / ``segment_count``
   track how many slots of each class are filled, so the loss ignores
   unfilled slots (the reference starts from random unit vectors that act as
   real keys until overwritten).
 
-The enqueue is fully vectorised and free of host synchronisation: segment
-means by one ``scatter_add_`` over the key map, pixel picks by a
-random-key sort and rank within (image, class) groups, and ring-buffer writes
-by one ``index_copy_`` per queue (slots of pairs that write nothing receive
-their own current value).
+The enqueue is fully vectorised: segment means by one ``scatter_add_`` over
+the key map, pixel picks by a random-key sort and rank within (image, class)
+groups, and ring-buffer writes by one ``index_copy_`` per queue (rows that
+write nothing rewrite a slot with its own current value). On one process it
+is free of host synchronisation; across ranks it reads the gathered row
+counts once (to size the padded all-gather).
 """
-from typing import List
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.dist import all_gather, get_world_size
+from mmengine.dist import all_gather, get_rank, get_world_size
 from mmseg.registry import MODELS
 from torch import Tensor
 
@@ -119,6 +128,9 @@ class PixelMemoryBank(nn.Module):
         # host mirror of ``num_updates`` (kept in sync on load) so seeding the
         # generator needs no device->host copy
         self._host_updates = 0
+        #: pixels of the last ``enqueue`` dropped for a non-finite key (0-dim
+        #: long tensor, all ranks), None before the first call
+        self.last_nonfinite: Optional[Tensor] = None
 
     # ------------------------------------------------------------------ state
     @staticmethod
@@ -162,11 +174,14 @@ class PixelMemoryBank(nn.Module):
                 f'ignore_index={self.ignore_index}')
 
     def _generator(self, device: torch.device) -> torch.Generator:
-        # identical on every rank and after resume: depends only on the seed
-        # and the number of updates so far (a fresh generator each call, so
-        # the module stays deep-copyable)
+        # depends only on the seed, the number of updates so far (a
+        # checkpointed buffer, so a resumed run draws what the uninterrupted
+        # one drew) and the rank, which samples its own images; a fresh
+        # generator each call, so the module stays deep-copyable
         gen = torch.Generator(device=device)
-        gen.manual_seed(self.seed * 1_000_003 + self._host_updates)
+        rank = get_rank() if get_world_size() > 1 else 0
+        gen.manual_seed(self.seed * 1_000_003 + self._host_updates +
+                        (rank << 40))
         return gen
 
     # ---------------------------------------------------------------- enqueue
@@ -177,7 +192,8 @@ class PixelMemoryBank(nn.Module):
 
         Args:
             keys (Tensor): (B, D, h, w) embeddings (L2-normalised here
-                again along D).
+                again along D). Pixels whose key is not finite are dropped
+                (never enqueued) and counted in :attr:`last_nonfinite`.
             labels (Tensor): (B, h, w) long labels at the key resolution
                 (a different resolution is nearest-resized like the loss
                 does); ``ignore_index`` and labels outside ``[0, C)`` are
@@ -196,54 +212,76 @@ class PixelMemoryBank(nn.Module):
         if labels.is_floating_point():
             raise ValueError('PixelMemoryBank.enqueue: labels must be an '
                              f'integer tensor, got {labels.dtype}')
-        keys = keys.detach()
-        labels = resize_labels_nearest(labels.long(), keys.shape[-2:])
-        if self.gather and get_world_size() > 1:
-            keys = torch.cat(all_gather(keys.contiguous()), dim=0)
-            labels = torch.cat(all_gather(labels.contiguous()), dim=0)
-        B = keys.shape[0]
+        world = get_world_size() if self.gather else 1
+        B, D = keys.shape[:2]
         HW = keys.shape[2] * keys.shape[3]
         C, M = self.num_classes, self.memory_size
         K = min(self.pixel_per_image, HW)
-        if B * K >= M:
+        if world * B * K >= M:
             raise ValueError(
                 f'PixelMemoryBank: memory_size ({M}) must exceed the number '
-                f'of pixels one enqueue can write per class (images x '
-                f'min(pixel_per_image, h*w) = {B} x {K}, all ranks).')
+                f'of pixels one enqueue can write per class (ranks x images '
+                f'x min(pixel_per_image, h*w) = {world} x {B} x {K}).')
         dev = self.pixel_queue.device
+        labels = resize_labels_nearest(labels.detach().long(),
+                                       keys.shape[-2:]).to(dev)
         # segment = normalise(mean of the normalised pixel keys), as the
         # reference; the heads pass unit keys already, this makes it exact
         keys = F.normalize(
-            keys.to(device=dev, dtype=self.pixel_queue.dtype), p=2, dim=1)
-        labels = labels.to(dev)
-        feats = keys.flatten(2)  # (B, D, HW), a view
+            keys.detach().to(device=dev, dtype=self.pixel_queue.dtype),
+            p=2, dim=1)
+        feats = keys.flatten(2)  # (B, D, HW)
         lab = labels.reshape(B, HW)
-        valid = (lab >= 0) & (lab < C) & (lab != self.ignore_index)
-        lab_c = torch.where(valid, lab, torch.zeros_like(lab))
+        in_range = (lab >= 0) & (lab < C) & (lab != self.ignore_index)
+        finite = torch.isfinite(feats).all(1)  # (B, HW)
+        valid = in_range & finite
+        self.last_nonfinite = (in_range & ~finite).sum()
+        feats = torch.where(finite[:, None], feats, feats.new_zeros(()))
 
-        # ---- segments: per-(image, class) sums by one scatter_add over the
-        # (B, D, HW) map (ignore -> dump column C); no (B, HW, C) one-hot
-        lab_d = torch.where(valid, lab, torch.full_like(lab, C))  # (B, HW)
-        D = feats.shape[1]
+        seg, present = self._segment_means(feats, lab, valid)
+        pix, filled = self._sample_pixels(feats, lab, valid, K)
+        cls = torch.arange(C, device=dev)
+        seg_cls = torch.where(present, cls, C)  # (B, C); C = nothing
+        pix_cls = torch.where(filled, cls[:, None], C)  # (B, C, K)
+        seg, seg_cls = seg.reshape(B * C, D), seg_cls.reshape(-1)
+        pix, pix_cls = pix.reshape(B * C * K, D), pix_cls.reshape(-1)
+        if world > 1:
+            seg, seg_cls, pix, pix_cls = self._gather_written(
+                seg, seg_cls, pix, pix_cls)
+        self._write_rows(self.segment_queue, self.segment_ptr,
+                         self.segment_count, seg, seg_cls)
+        self._write_rows(self.pixel_queue, self.pixel_ptr, self.pixel_count,
+                         pix, pix_cls)
+        self.num_updates += 1
+        self._host_updates += 1
+
+    def _segment_means(self, feats: Tensor, lab: Tensor, valid: Tensor):
+        """(B, C, D) unit segment means and (B, C) presence, by one
+        ``scatter_add_`` over the (B, D, HW) map (invalid -> dump column C);
+        no (B, HW, C) one-hot."""
+        B, D, HW = feats.shape
+        C = self.num_classes
+        lab_d = torch.where(valid, lab, C)  # (B, HW)
         sums = feats.new_zeros(B, D, C + 1).scatter_add_(
             2, lab_d[:, None].expand(B, D, HW), feats)
         cnt = torch.zeros(B, C + 1, dtype=torch.long,
-                          device=dev).scatter_add_(1, lab_d,
-                                                   torch.ones_like(lab_d))
-        cnt = cnt[:, :C]  # (B, C)
+                          device=feats.device).scatter_add_(
+                              1, lab_d, torch.ones_like(lab_d))
         # mean direction == sum direction
         seg = F.normalize(sums[:, :, :C].transpose(1, 2), p=2, dim=-1)
-        present = cnt > 0  # (B, C)
-        self._ring_write(self.segment_queue, self.segment_ptr,
-                         self.segment_count, seg.reshape(B * C, -1),
-                         present.reshape(B * C).long())
+        return seg, cnt[:, :C] > 0
 
-        # ---- pixels: K random pixels of each (image, class) group
+    def _sample_pixels(self, feats: Tensor, lab: Tensor, valid: Tensor,
+                       K: int):
+        """K random pixels of each (image, class) group: (B, C, K, D) keys and
+        (B, C, K) flags of the slots that hold a pixel. A random-key sort and
+        the rank within (image, class) groups, no loop."""
+        B, D, HW = feats.shape
+        C, dev = self.num_classes, feats.device
         N = B * HW
-        g = (torch.arange(B, device=dev)[:, None] * C + lab_c).reshape(N)
-        g = torch.where(valid.reshape(N), g, torch.full_like(g, B * C))
-        gen = self._generator(dev)
-        rnd = torch.rand(N, device=dev, generator=gen)
+        g = (torch.arange(B, device=dev)[:, None] * C + lab).reshape(N)
+        g = torch.where(valid.reshape(N), g, B * C)
+        rnd = torch.rand(N, device=dev, generator=self._generator(dev))
         order = torch.argsort(rnd)
         order = order[torch.argsort(g[order], stable=True)]  # by (g, random)
         g_sorted = g[order]
@@ -253,53 +291,76 @@ class PixelMemoryBank(nn.Module):
         rank = torch.arange(N, device=dev) - start[g_sorted]
         take = (g_sorted < B * C) & (rank < K)
         # compact into a static (B*C*K) table, the rest to a dump slot
-        slot = torch.where(take, g_sorted * K + rank,
-                           torch.full_like(rank, B * C * K))
+        slot = torch.where(take, g_sorted * K + rank, B * C * K)
         table = torch.zeros(B * C * K + 1, dtype=torch.long, device=dev)
         table.scatter_(0, slot, order)
         pix_idx = table[:B * C * K].view(B, C, K)
-        n_write = cnt.long().clamp(max=K)  # (B, C)
-        filled = (torch.arange(K, device=dev)[None, None] <
-                  n_write[..., None])  # (B, C, K)
+        n_write = cnt_all[:B * C].view(B, C).clamp(max=K)
+        filled = torch.arange(K, device=dev) < n_write[..., None]
         b_idx = torch.arange(B, device=dev)[:, None, None].expand(B, C, K)
         pix = feats[b_idx.reshape(-1), :, (pix_idx % HW).reshape(-1)]
-        self._ring_write(self.pixel_queue, self.pixel_ptr, self.pixel_count,
-                         pix, filled.reshape(B * C * K).long(), per_pair=K)
-        self.num_updates += 1
-        self._host_updates += 1
+        return pix.view(B, C, K, D), filled
+
+    def _gather_written(self, seg: Tensor, seg_cls: Tensor, pix: Tensor,
+                        pix_cls: Tensor):
+        """All-gather only the rows this rank writes (segment means and
+        sampled pixels with their classes), not the key map.
+
+        One all-gather of the row counts (and of the non-finite count), one
+        host read of them, then one all-gather of ``[rows | class]`` padded
+        to the largest count. Returns every rank's rows in rank order, the
+        padding rows with class ``C`` (written nowhere).
+        """
+        C, D = self.num_classes, seg.shape[1]
+        counts = torch.stack([(seg_cls < C).sum(), (pix_cls < C).sum(),
+                              self.last_nonfinite])
+        counts = torch.stack(all_gather(counts))  # (world, 3)
+        self.last_nonfinite = counts[:, 2].sum()
+        n_seg, n_pix = (int(v) for v in counts[:, :2].amax(0).tolist())
+
+        def compact(rows, cls, n):
+            # written rows first, in their order (stable); then padding rows
+            keep = torch.argsort((cls == C).to(torch.uint8), stable=True)[:n]
+            return torch.cat([rows[keep], cls[keep, None].to(rows.dtype)], 1)
+
+        payload = torch.cat([compact(seg, seg_cls, n_seg),
+                             compact(pix, pix_cls, n_pix)])
+        got = torch.stack(all_gather(payload))  # (world, n_seg + n_pix, D+1)
+        rows, cls = got[..., :D], got[..., D].round().long()
+        return (rows[:, :n_seg].reshape(-1, D), cls[:, :n_seg].reshape(-1),
+                rows[:, n_seg:].reshape(-1, D), cls[:, n_seg:].reshape(-1))
 
     @staticmethod
-    def _ring_write(queue: Tensor,
-                    ptr: Tensor,
-                    count: Tensor,
-                    values: Tensor,
-                    write: Tensor,
-                    per_pair: int = 1) -> None:
-        """Write ``values`` rows flagged by ``write`` into ``queue``.
+    def _write_rows(queue: Tensor, ptr: Tensor, count: Tensor, values: Tensor,
+                    cls: Tensor) -> None:
+        """Write rows ``values`` (N, D) of classes ``cls`` (N,) into the ring
+        ``queue`` (C, M, D); class ``C`` means "write nothing".
 
-        ``values`` is laid out as (B, C, per_pair, D) flattened; for each class
-        the flagged rows go to consecutive slots from ``ptr[c]`` (images in
-        batch order, then the within-image order), modulo M. Unflagged rows
-        target the first slot after this step's writes of their class and
-        carry that slot's current value, so one ``index_copy_`` does it all
-        (duplicates only ever write identical values).
+        The rows of each class go to consecutive slots from ``ptr[c]`` in row
+        order, modulo M. Rows that write nothing target class 0's first slot
+        after this step's writes and carry that slot's current value, so one
+        ``index_copy_`` does it all (duplicates only ever write identical
+        values; at most ``M - 1`` rows per class, checked in ``enqueue``).
         """
         C, M, D = queue.shape
-        w = write.view(-1, C, per_pair)  # (B, C, K)
-        # rows per class, in (b, k) order -> exclusive cumsum gives offsets
-        w_ck = w.permute(1, 0, 2).reshape(C, -1)  # (C, B*K)
-        offs = torch.cumsum(w_ck, 1) - w_ck
-        n_c = w_ck.sum(1)  # (C,)
-        cls = torch.arange(C, device=queue.device)[:, None].expand_as(w_ck)
-        slot = torch.where(w_ck.bool(), ptr[:, None] + offs,
-                           (ptr + n_c)[:, None].expand_as(w_ck)) % M
-        flat = cls * M + slot  # (C, B*K)
+        N = cls.shape[0]
+        n_c = torch.zeros(C + 1, dtype=torch.long,
+                          device=cls.device).scatter_add_(
+                              0, cls, torch.ones_like(cls))
+        # rank of each row within its class: stable sort by class
+        order = torch.argsort(cls, stable=True)
+        start = torch.cumsum(n_c, 0) - n_c
+        rank = torch.empty_like(cls)
+        rank[order] = torch.arange(N, device=cls.device) - start[cls[order]]
+        n_c = n_c[:C]
+        write = cls < C
+        c_w = torch.where(write, cls, 0)
+        slot = torch.where(write, ptr[c_w] + rank, ptr[0] + n_c[0]) % M
+        flat = c_w * M + slot
         qflat = queue.view(C * M, D)
-        vals = values.view(-1, C, per_pair, D).permute(1, 0, 2, 3).reshape(
-            C, -1, D)
-        old = qflat[flat.reshape(-1)].view(C, -1, D)
-        vals = torch.where(w_ck.bool()[..., None], vals.to(queue.dtype), old)
-        qflat.index_copy_(0, flat.reshape(-1), vals.reshape(-1, D))
+        vals = torch.where(write[:, None], values.to(queue.dtype),
+                           qflat[flat])
+        qflat.index_copy_(0, flat, vals)
         ptr.copy_((ptr + n_c) % M)
         count.copy_(torch.clamp(count + n_c, max=M))
 

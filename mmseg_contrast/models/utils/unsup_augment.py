@@ -32,7 +32,8 @@ from Python's ``random``:
   ``'reflect'`` pad produces for any pad width); the image is sampled
   bilinearly at the source point ``(r + 0.5) H / int(H s) - 0.5`` and the
   label / confidence at the nearest source pixel
-  ``floor((r + 0.5) H / int(H s))`` (PIL's NEAREST); likewise for columns;
+  ``floor((r + 0.5) H / int(H s))`` (PIL's NEAREST, computed exactly;
+  PIL's 16.16 fixed point may round exact ties down); likewise for columns;
 * the blur is a separable Gaussian with a per-image sigma (kernel radius
   ``ceil(3 sigma_max)``, replicated border like PIL's box-blur
   approximation); blur is linear, so it is applied to the normalised image;
@@ -86,8 +87,9 @@ def _axis_map(u_scale: Tensor, u_off: Tensor, size: int, out: int
     r_img = reflect_index(r, n).to(u_scale.dtype)
     ratio = size / n.to(u_scale.dtype)
     src = (r_img + 0.5) * ratio - 0.5
-    idx = ((r.to(u_scale.dtype) + 0.5) * ratio).floor().long().clamp(
-        0, size - 1)
+    # floor((r + 0.5) * size / n) in exact integer arithmetic
+    idx = torch.div((2 * r + 1) * size, 2 * n,
+                    rounding_mode='floor').clamp(0, size - 1)
     return src, idx, inside
 
 

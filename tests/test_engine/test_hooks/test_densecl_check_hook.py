@@ -91,3 +91,58 @@ def test_dense_grid_mismatch_before_training():
         _hook().before_train(_runner(_model(num_grid=7)))
     # the same input size with a matching grid passes
     _hook().before_train(_runner(_model(num_grid=2)))
+
+
+def _simulated_own_key_rate(n, queue_len, batch, steps=1500, seed=0):
+    """Stream concatenated permutations (InfiniteSampler), queue = the
+    queue_len samples before each batch; the rate of queries whose image
+    is in the queue."""
+    g = torch.Generator().manual_seed(seed)
+    stream = torch.cat([torch.randperm(n, generator=g)
+                        for _ in range(steps * batch // n + 2)])
+    hits = total = 0
+    for step in range(queue_len // batch, steps):
+        s = step * batch
+        queue = stream[s - queue_len:s]
+        hits += int(torch.isin(stream[s:s + batch], queue).sum())
+        total += batch
+    return hits / total
+
+
+def test_own_image_in_queue_probability():
+    from mmseg_contrast.models.selfsup.densecl import (
+        own_image_in_queue_prob, suggest_queue_len)
+    # the numbers quoted in the docs
+    assert own_image_in_queue_prob(82, 64, 16) == pytest.approx(0.381,
+                                                               abs=1e-3)
+    assert own_image_in_queue_prob(82, 16, 16) == pytest.approx(0.038,
+                                                               abs=1e-3)
+    assert own_image_in_queue_prob(1281167, 65536, 256) == pytest.approx(
+        0.0013, abs=1e-4)
+    for n, q, b in ((82, 64, 16), (82, 16, 16), (50, 12, 4)):
+        assert own_image_in_queue_prob(n, q, b) == pytest.approx(
+            _simulated_own_key_rate(n, q, b), abs=0.01)
+    assert own_image_in_queue_prob(10, 8, 4) == 1.0  # queue ~ dataset
+    assert suggest_queue_len(82, 16, 0.05) == 16
+    assert suggest_queue_len(82, 16, 0.01) is None
+    assert suggest_queue_len(82, 8, 0.01) == 8
+    with pytest.raises(DenseCLConfigError, match='positive'):
+        own_image_in_queue_prob(0, 8, 4)
+
+
+def test_queue_too_long_for_the_dataset(caplog):
+    # 82 images, batch 16, queue 64 (the old AAL demo): 38 % false negatives
+    runner = _runner(_model(queue_len=64), n=82, batch_size=16)
+    with caplog.at_level(logging.WARNING, logger='densecl_check_hook_test'):
+        _hook(probe_input=False).before_train(runner)
+    assert 'queue_len=64 with 82 training images' in caplog.text
+    assert '38.1%' in caplog.text and 'use queue_len=16 (P = 3.8%)' \
+        in caplog.text
+    with pytest.raises(DenseCLConfigError, match='smaller batch'):
+        _hook(probe_input=False, strict_queue=True,
+              max_own_key_prob=0.01).before_train(runner)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger='densecl_check_hook_test'):
+        _hook(probe_input=False).before_train(
+            _runner(_model(queue_len=16), n=82, batch_size=16))
+    assert 'false negative' not in caplog.text

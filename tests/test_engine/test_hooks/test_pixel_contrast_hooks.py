@@ -163,6 +163,76 @@ def test_memory_bank_hook_enqueues_stashed_keys():
             model=MODELS.build(_model_cfg(memory=False))))
 
 
+def _loss_step(model):
+    batch = model.data_preprocessor(
+        dict(zip(('inputs', 'data_samples'),
+                 zip(*[(s['inputs'], s['data_samples'])
+                       for s in (_sample(0), _sample(1, (2, 2)))]))),
+        training=True)
+    return model.loss(batch['inputs'], batch['data_samples'])
+
+
+def test_memory_bank_hook_logs_dropped_nonfinite_keys():
+    torch.manual_seed(0)
+    model = MODELS.build(_model_cfg(memory=True))
+    model.train()
+    head = _heads(model)[0]
+    hub = MessageHub.get_instance('test_bank_hook_nonfinite')
+    runner = SimpleNamespace(model=model, message_hub=hub, optim_wrapper=None)
+    hook = PixelMemoryBankHook()
+    hook.before_run(runner)
+    _loss_step(model)
+    keys, labels = head._pending_keys
+    keys[0, :, :2, :] = float('nan')  # 2 rows of image 0 (valid labels)
+    hook.before_train_iter(runner, 0)
+    hook.after_train_iter(runner, 0)
+    n_bad = 2 * keys.shape[-1]
+    assert hub.get_scalar('train/bank_nonfinite_keys').current() == n_bad
+    bank = head.memory_bank
+    assert int(bank.num_updates) == 1
+    assert torch.isfinite(bank.pixel_queue).all()
+    assert torch.isfinite(bank.segment_queue).all()
+    # the bank stays usable: the next memory-mode loss is finite
+    losses = _loss_step(model)
+    assert torch.isfinite(losses['decode.loss_contrast'])
+    # no AMP: no skipped-step scalar
+    assert 'train/bank_skipped_step' not in hub.log_scalars
+
+
+def test_memory_bank_hook_skips_steps_the_amp_scaler_skipped():
+    torch.manual_seed(0)
+    model = MODELS.build(_model_cfg(memory=True))
+    model.train()
+    head = _heads(model)[0]
+    bank = head.memory_bank
+    w = nn.Parameter(torch.ones(2))
+    opt = torch.optim.SGD([w], lr=0.1)
+    scaler = torch.amp.GradScaler('cpu', init_scale=2.**10)
+    hub = MessageHub.get_instance('test_bank_hook_amp')
+    runner = SimpleNamespace(model=model, message_hub=hub,
+                             optim_wrapper=SimpleNamespace(loss_scaler=scaler))
+    hook = PixelMemoryBankHook()
+    hook.before_run(runner)
+
+    def step(grad_value):
+        hook.before_train_iter(runner, 0)
+        _loss_step(model)  # stashes keys
+        opt.zero_grad()
+        scaler.scale((w * grad_value).sum()).backward()
+        scaler.step(opt)
+        scaler.update()
+        hook.after_train_iter(runner, 0)
+        return hub.get_scalar('train/bank_skipped_step').current()
+
+    assert step(float('inf')) == 1.  # overflow: step skipped, scale halved
+    assert scaler.get_scale() == 2.**9
+    assert torch.equal(w.detach(), torch.ones(2))
+    assert int(bank.num_updates) == 0 and int(bank.pixel_count.sum()) == 0
+    assert head._pending_keys is None  # dropped, not carried over
+    assert step(1.) == 0.  # a real step enqueues
+    assert int(bank.num_updates) == 1 and int(bank.pixel_count.sum()) > 0
+
+
 # --------------------------------------------------------------- Runner level
 @HOOKS.register_module(force=True)
 class _RecordContrastHook(Hook):

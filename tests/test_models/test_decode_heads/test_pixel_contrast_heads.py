@@ -201,6 +201,8 @@ def test_checkpoint_loads_into_plain_config_and_predicts_identically():
     for kind in KINDS:
         contrast = MODELS.build(_model_cfg(kind, memory=True))
         contrast.train()
+        # this test enqueues by hand (no PixelMemoryBankHook)
+        _contrast_heads(contrast)[0].memory_bank_consumer = 'manual'
         imgs, samples = _batch()
         total, _ = contrast.parse_losses(contrast.loss(imgs, samples))
         total.backward()
@@ -272,6 +274,7 @@ def test_memory_mode_stashes_detached_keys_at_embedding_resolution():
     model = MODELS.build(_model_cfg('fcn', memory=True))
     model.train()
     head = _contrast_heads(model)[0]
+    head.memory_bank_consumer = 'manual'  # the test pops the keys itself
     bank = head.memory_bank
     # defaults filled from the head
     assert (bank.num_classes, bank.feat_dim,
@@ -300,4 +303,76 @@ def test_bad_config_errors():
     cfg = _head('aspp')
     cfg['memory_bank'] = 'bank'
     with pytest.raises(TypeError, match='memory_bank'):
+        MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_proj_in_backbone_embeds_the_head_input(kind):
+    """``proj_in='backbone'``: the projection embeds the head's transformed
+    backbone input (the reference's input), ``in_channels`` wide."""
+    torch.manual_seed(0)
+    cfg = _model_cfg(kind)
+    heads = cfg['decode_head']
+    head_cfg = heads[-1] if isinstance(heads, list) else heads
+    head_cfg['proj_in'] = 'backbone'
+    model = MODELS.build(cfg)
+    model.train()
+    head = _contrast_heads(model)[0]
+    assert head.proj_in == 'backbone'
+    width = 16 if kind in ('aspp', 'sep_aspp') else sum(CHS)
+    assert head.in_channels == width
+    assert head.proj_head.layers[0].conv.in_channels == width
+    seen = {}
+    head.proj_head.register_forward_hook(
+        lambda m, i, o: seen.update(x=i[0], embed=o))
+    imgs, samples = _batch()
+    losses = model.loss(imgs, samples)
+    assert torch.isfinite(losses[LOSS_KEY[kind]])
+    with torch.no_grad():
+        feats = model.extract_feat(imgs)
+        expected = head._transform_inputs(feats)
+    torch.testing.assert_close(seen['x'], expected)
+    losses[LOSS_KEY[kind]].backward()
+    assert all(p.grad is not None for p in head.proj_head.parameters())
+    # the default is the pre-classifier feature (channels wide)
+    plain = MODELS.build(_model_cfg(kind))
+    assert _contrast_heads(plain)[0].proj_in == 'pre_classifier'
+
+
+def test_contrast_loss_gets_the_heads_ignore_index(monkeypatch):
+    import mmseg_contrast.models.losses.pixel_contrast_loss as pcl
+    sampled = []
+    orig = pcl.sample_anchors
+
+    def spy(*args, **kwargs):
+        out = orig(*args, **kwargs)
+        sampled.append(set(out.labels.tolist()))
+        return out
+
+    monkeypatch.setattr(pcl, 'sample_anchors', spy)
+    for ignore, absent in ((255, set()), (1, {1})):
+        imgs, samples = _batch(n=3)  # classes 0, 1, 2
+        for ds in samples:  # the corner pixels carry the head's ignore
+            gt = ds.gt_sem_seg.data
+            gt[gt == 255] = ignore
+        cfg = _model_cfg('aspp')
+        cfg['decode_head']['ignore_index'] = ignore
+        torch.manual_seed(0)
+        model = MODELS.build(cfg)
+        model.train()
+        head = _contrast_heads(model)[0]
+        assert head.contrast_loss.ignore_index == ignore
+        sampled.clear()
+        model.loss(imgs, samples)
+        assert sampled and sampled[0]
+        assert not sampled[0] & absent
+        if not absent:
+            assert 1 in sampled[0]
+    cfg = _head('aspp')
+    cfg.update(ignore_index=1, contrast_loss=dict(LOSS, ignore_index=255))
+    with pytest.raises(ValueError, match='ignore_index=255 differs'):
+        MODELS.build(cfg)
+    cfg = _head('aspp')
+    cfg['proj_in'] = 'layer4'
+    with pytest.raises(ValueError, match='proj_in must be one of'):
         MODELS.build(cfg)

@@ -220,3 +220,41 @@ def test_ddp_ignore_names():
     assert set(model._ddp_params_and_buffers_to_ignore) == set(names)
     ddp_ignore_memory_banks(model)  # idempotent
     assert len(model._ddp_params_and_buffers_to_ignore) == len(names)
+
+
+def test_nonfinite_keys_are_dropped_and_counted():
+    C, D, K = 3, 8, 30
+    bank = PixelMemoryBank(num_classes=C, feat_dim=D, memory_size=64,
+                           pixel_per_image=K)
+    keys = _unit(2, D, 4, 6, seed=7)
+    lab = _labels()
+    bad = torch.zeros(2, 4, 6, dtype=torch.bool)
+    bad[0, 0, 0] = bad[1, 2, 3] = True  # class 0 and class 2 pixels
+    bad[0, 3, 0] = True  # an ignore pixel: not counted (never a candidate)
+    keys[:, 0][bad] = float('nan')
+    keys[1, 1, 3, 3] = float('inf')  # class 2
+    bank.enqueue(keys, lab)
+    assert int(bank.last_nonfinite) == 3
+    assert torch.isfinite(bank.pixel_queue).all()
+    assert torch.isfinite(bank.segment_queue).all()
+    # every finite valid pixel is enqueued once (K exceeds every group)
+    n_valid = int((lab != 255).sum()) - 3
+    assert int(bank.pixel_count.sum()) == n_valid
+    # the class-2 segment of image 1 is the mean of its finite keys only
+    ok = (lab[1] == 2) & torch.isfinite(keys[1]).all(0)
+    torch.testing.assert_close(bank.segment_queue[2, 0],
+                               F.normalize(keys[1][:, ok].mean(1), dim=0))
+
+
+def test_all_nan_step_leaves_the_bank_untouched():
+    bank = PixelMemoryBank(num_classes=3, feat_dim=8, memory_size=32,
+                           pixel_per_image=3)
+    lab = _labels()
+    bank.enqueue(_unit(2, 8, 4, 6, seed=8), lab)
+    before = {n: getattr(bank, n).clone() for n in bank.buffer_names()}
+    bank.enqueue(torch.full((2, 8, 4, 6), float('nan')), lab)
+    assert int(bank.last_nonfinite) == int((lab != 255).sum())
+    for n in ('pixel_queue', 'segment_queue', 'pixel_ptr', 'segment_ptr',
+              'pixel_count', 'segment_count'):
+        assert torch.equal(getattr(bank, n), before[n]), n
+    assert int(bank.num_updates) == 2

@@ -1,0 +1,21 @@
+# ContrastiveSeg's `DeepLabV3Contrast` exactly (README: 77.67 mIoU,
+# Cityscapes val, `deeplab_v3_contrast_deepbase_resnet101_dilated8`): the
+# architecture of deeplabv3_r101-d8_openseg_4xb2-40k_cityscapes-512x1024.py
+# plus the projection head on layer4 (2048 ch, proj_in='backbone', what their
+# checkpoint holds, so training can continue from it), and their contrast
+# settings (R_101_D_8.json `contrast` block).
+_base_ = ['./deeplabv3_r101-d8_openseg_4xb2-40k_cityscapes-512x1024.py']
+
+model = dict(
+    decode_head=dict(
+        type='ContrastOpenSegASPPHead',
+        proj_in='backbone',
+        proj_channels=256,
+        contrast_loss=dict(
+            type='PixelContrastLoss',
+            temperature=0.1,
+            base_temperature=0.07,
+            max_samples=1024,
+            max_views=100,
+            loss_weight=0.1)))
+custom_hooks = [dict(type='ContrastWarmupHook', warmup_iters=5000)]

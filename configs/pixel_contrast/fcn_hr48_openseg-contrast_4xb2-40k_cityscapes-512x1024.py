@@ -1,0 +1,21 @@
+# ContrastiveSeg's `HRNet_W48_CONTRAST` exactly (README: 80.18 mIoU,
+# Cityscapes val, `hrnet_w48_contrast_lr1x_hrnet_contrast_t0.1`): the
+# architecture of fcn_hr48_openseg_4xb2-40k_cityscapes-512x1024.py plus the
+# projection head on the 720-ch concat of the four branches
+# (proj_in='backbone', what their checkpoint holds, so training can continue
+# from it), and their contrast settings (H_48_D_4.json `contrast` block).
+_base_ = ['./fcn_hr48_openseg_4xb2-40k_cityscapes-512x1024.py']
+
+model = dict(
+    decode_head=dict(
+        type='ContrastFCNHead',
+        proj_in='backbone',
+        proj_channels=256,
+        contrast_loss=dict(
+            type='PixelContrastLoss',
+            temperature=0.1,
+            base_temperature=0.07,
+            max_samples=1024,
+            max_views=100,
+            loss_weight=0.1)))
+custom_hooks = [dict(type='ContrastWarmupHook', warmup_iters=5000)]

@@ -1,0 +1,70 @@
+"""The accuracy-suite harness: configs exist and parse, the suite entry is
+recomputed from the per-seed values, discarded runs are read from disk."""
+import json
+import os
+import os.path as osp
+import sys
+
+import pytest
+from scipy import stats
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
+import bench_accuracy as ba  # noqa: E402
+
+
+def test_arms_and_comparisons_are_consistent():
+    from mmengine.config import Config
+    for name, (base, meth, dataset) in ba.COMPARISONS.items():
+        assert base in ba.ARMS and meth in ba.ARMS, name
+        assert 'labelled' in dataset
+    for arm, cfg in ba.ARMS.items():
+        c = Config.fromfile(osp.join(REPO, cfg))
+        assert c.train_cfg.max_iters == 400, arm  # equal iterations
+    pre = Config.fromfile(osp.join(REPO, ba.DENSECL_PRETRAIN))
+    assert pre.model.queue_len % pre.train_dataloader.batch_size == 0
+
+
+def test_suite_entry_recomputes_summary_from_per_seed_values():
+    report = dict(
+        comparisons=[dict(baseline='a', method='b', seeds=[0, 1, 2],
+                          baseline_miou=[10., 12., 11.],
+                          method_miou=[11., 14., 11.5],
+                          baseline_config='x.py', method_config='y.py',
+                          diff_mean=999, ci95=[999, 999])],
+        protocol=dict(max_iters=dict(a=4, b=4)),
+        runs=[dict(arm='a', seed=0, train_s=1.0),
+              dict(arm='b', seed=0, train_s=2.0)])
+    e = ba.suite_entry('x', report, 'ds')
+    d = [1., 2., 0.5]
+    mean = sum(d) / 3
+    sd = stats.tstd(d)
+    half = stats.t.ppf(0.975, 2) * sd / 3 ** 0.5
+    assert e['diff_mean'] == pytest.approx(mean)
+    assert e['ci95'] == pytest.approx([mean - half, mean + half])
+    assert e['per_seed_diff'] == pytest.approx(d)
+    assert e['baseline_miou'] == [10., 12., 11.] and e['dataset'] == 'ds'
+    assert e['wall_s'] == dict(a=1.0, b=2.0)
+
+
+def test_discarded_protocols_read_finished_runs_only(tmp_path):
+    for arm, seed, miou in (('sup', 0, 14.0), ('sup', 1, 13.0),
+                            ('semi', 0, 7.0)):
+        d = tmp_path / arm / f'seed_{seed}'
+        os.makedirs(d)
+        (d / 'result.json').write_text(json.dumps(
+            dict(metrics=dict(mIoU=miou))))
+    os.makedirs(tmp_path / 'semi' / 'seed_1')  # interrupted: no result
+    out = ba.discarded_protocols(str(tmp_path))['semi_vs_sup_20labels']
+    assert out['baseline']['miou_by_seed'] == {0: 14.0, 1: 13.0}
+    assert out['method']['miou_by_seed'] == {0: 7.0}
+
+
+def test_markdown_table_from_suite_json():
+    c = dict(name='x_vs_y', dataset='fashion_canvas (20 labelled / 1980 '
+             'unlabelled)', baseline='y', method='x', baseline_mean=1.0,
+             baseline_std=0.5, method_mean=2.0, method_std=0.25,
+             per_seed_diff=[1.0, 0.5, 1.5], diff_mean=1.0, ci95=[-0.24, 2.24])
+    table = ba.markdown_table(dict(comparisons=[c]))
+    assert '| `x_vs_y` | 20 | y 1.00 ± 0.50 | x 2.00 ± 0.25 |' in table
+    assert '+1.00, +0.50, +1.50 | **+1.00** [-0.24, +2.24] |' in table

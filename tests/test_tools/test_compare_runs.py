@@ -212,7 +212,7 @@ def test_broken_config_one_clear_error(tmp_path, voc_mini_root, capsys):
         *_data_opts(osp.abspath(voc_mini_root))])
     err = capsys.readouterr().err
     assert rc == 1
-    assert err.startswith('compare_runs: error: ')
+    assert err.count('compare_runs: error: ') == 1
     assert str(broken) in err and 'the train stage' in err
     assert 'error: KeyError' in err and 'NoSuchHead' in err
     assert osp.join(str(tmp_path / 'wd'), 'broken_head', 'seed_0',

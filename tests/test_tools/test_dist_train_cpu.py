@@ -44,7 +44,7 @@ def _dist_train(base_cfg, work_dir, opts):
     proc = subprocess.run(
         ['bash', 'tools/dist_train.sh', cfg, '2', '--work-dir', work_dir,
          '--cfg-options', f'train_cfg.max_iters={ITERS}',
-         'train_cfg.val_interval=1000', 'default_hooks.logger.interval=1',
+         'train_cfg.val_begin=1000', 'default_hooks.logger.interval=1',
          'val_dataloader.dataset.indices=2'] + opts,
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr

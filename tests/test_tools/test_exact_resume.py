@@ -80,7 +80,7 @@ def _assert_same_ckpt(a, b):
     hub_a, hub_b = a['message_hub'], b['message_hub']
     assert hub_a['log_scalars'].keys() == hub_b['log_scalars'].keys()
     for k, buf in hub_a['log_scalars'].items():
-        if k.endswith('time'):  # wall-clock timings (train/time, data_time)
+        if k.endswith('time'):  # train/time, train/data_time: wall clock
             continue
         assert buf.data[0].tolist() == hub_b['log_scalars'][k].data[0].tolist(
         ), k
@@ -88,7 +88,7 @@ def _assert_same_ckpt(a, b):
 
 def _options(name, aal_root, ckpt, split_files):
     opts = [
-        'train_cfg.max_iters=6', 'train_cfg.val_interval=1000',
+        'train_cfg.max_iters=6', 'train_cfg.val_begin=1000',
         'default_hooks.checkpoint.interval=3',
         'default_hooks.checkpoint.max_keep_ckpts=2',
         'default_hooks.logger.interval=1',

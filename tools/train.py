@@ -59,23 +59,15 @@ def parse_args():
     return args
 
 
-def add_iteration_seed_hook(cfg):
-    """Append ``IterationSeedHook`` to ``cfg.custom_hooks`` unless the config
-    lists it already (e.g. with its own ``seed``)."""
+def add_hook_once(cfg, name):
+    """Append the plugin's hook ``name`` to ``cfg.custom_hooks`` unless the
+    config lists it already (e.g. with its own arguments). Scope-qualified
+    (``mmseg.<name>``), so that it also builds in configs of another default
+    scope, e.g. DenseCL pre-training in the mmpretrain scope."""
     hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(h.get('type') in ('IterationSeedHook',
-                                 'mmseg.IterationSeedHook') for h in hooks):
-        hooks.append(dict(type='IterationSeedHook'))
-    cfg.custom_hooks = hooks
-
-
-def add_label_check_hook(cfg):
-    """Append ``LabelRangeCheckHook`` (scope-qualified: DenseCL configs run
-    in the mmpretrain scope) unless the config lists it already."""
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(str(h.get('type', '')).endswith('LabelRangeCheckHook')
+    if not any(str(h.get('type', '')) in (name, f'mmseg.{name}')
                for h in hooks):
-        hooks.append(dict(type='mmseg.LabelRangeCheckHook'))
+        hooks.append(dict(type=f'mmseg.{name}'))
     cfg.custom_hooks = hooks
 
 
@@ -116,10 +108,10 @@ def main():
     cfg.resume = args.resume
     # re-seed every iteration from (seed, iteration) so that --resume is
     # bit-exact (mmengine does not checkpoint the random generators)
-    add_iteration_seed_hook(cfg)
+    add_hook_once(cfg, 'IterationSeedHook')
 
     # stop at the first label value >= num_classes, naming the file
-    add_label_check_hook(cfg)
+    add_hook_once(cfg, 'LabelRangeCheckHook')
 
     # build the runner from config
     if 'runner_type' not in cfg:

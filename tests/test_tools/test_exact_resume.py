@@ -164,12 +164,21 @@ def test_train_tool_adds_the_seed_hook_once():
     from tool_helpers import load_tool
     train = load_tool('train.py')
     cfg = Config(dict(custom_hooks=[dict(type='PixelMemoryBankHook')]))
-    train.add_iteration_seed_hook(cfg)
+    train.add_hook_once(cfg, 'IterationSeedHook')
     assert [h['type'] for h in cfg.custom_hooks] == [
-        'PixelMemoryBankHook', 'IterationSeedHook']
+        'PixelMemoryBankHook', 'mmseg.IterationSeedHook']
     own = Config(dict(custom_hooks=[dict(type='IterationSeedHook', seed=3)]))
-    train.add_iteration_seed_hook(own)
+    train.add_hook_once(own, 'IterationSeedHook')
     assert own.custom_hooks == [dict(type='IterationSeedHook', seed=3)]
     empty = Config(dict())
-    train.add_iteration_seed_hook(empty)
-    assert empty.custom_hooks == [dict(type='IterationSeedHook')]
+    train.add_hook_once(empty, 'IterationSeedHook')
+    assert empty.custom_hooks == [dict(type='mmseg.IterationSeedHook')]
+    # the added hooks build in another default scope (DenseCL pre-training)
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import HOOKS
+    for name in ('IterationSeedHook', 'LabelRangeCheckHook'):
+        cfg = Config(dict())
+        train.add_hook_once(cfg, name)
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            hook = HOOKS.build(cfg.custom_hooks[0])
+        assert type(hook).__name__ == name

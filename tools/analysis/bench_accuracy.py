@@ -24,7 +24,6 @@ their previous entry, so the suite can be completed across sittings::
 import argparse
 import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
@@ -33,7 +32,9 @@ REPO = osp.dirname(osp.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, REPO)
 
-from _compare_lib import ArmSpec, CompareError, read_json, write_json  # noqa
+from _compare_lib import (ArmSpec, CompareError, load_config,  # noqa
+                          read_json, run_logged, schedule_overrides,
+                          write_json)
 from compare_runs import run_comparison  # noqa: E402
 
 from mmseg_contrast.utils.offline_data import _lock  # noqa: E402
@@ -83,28 +84,21 @@ def _densecl_pretrain(wd, seed, max_iters):
         return out
     py = sys.executable
     cmd = [py, osp.join(REPO, 'tools/train.py'), DENSECL_PRETRAIN,
-           '--work-dir', wd, '--cfg-options', f'randomness.seed={seed}']
+           '--work-dir', wd, '--cfg-options', f'randomness.seed={seed}',
+           *schedule_overrides(load_config(DENSECL_PRETRAIN), max_iters)]
     if osp.isfile(osp.join(wd, 'last_checkpoint')):
         cmd.append('--resume')
-    if max_iters:
-        cmd += [f'train_cfg.max_iters={max_iters}',
-                f'default_hooks.checkpoint.interval={max_iters}']
     _say(f'DenseCL pre-training seed {seed} -> {wd}')
     t0 = time.perf_counter()
-    with open(osp.join(wd, 'pretrain.log'), 'a') as log:
-        rc = subprocess.call(cmd, cwd=REPO, stdout=log, stderr=log)
-    if rc:
-        raise CompareError(f'DenseCL pre-training seed {seed} failed (rc '
-                           f'{rc}); see {osp.join(wd, "pretrain.log")}')
+    arm = f'densecl_pretrain seed {seed}'
+    run_logged(cmd, osp.join(wd, 'pretrain.log'), 'train', arm,
+               DENSECL_PRETRAIN)
     with open(osp.join(wd, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
     conv = [py, osp.join(REPO, 'tools/model_converters/densecl2mmseg.py'),
             ckpt, out + '.tmp', '--config', ARMS['densecl100']]
-    with open(osp.join(wd, 'convert.log'), 'w') as log:
-        rc = subprocess.call(conv, cwd=REPO, stdout=log, stderr=log)
-    if rc:
-        raise CompareError(f'DenseCL conversion seed {seed} failed; see '
-                           f'{osp.join(wd, "convert.log")}')
+    run_logged(conv, osp.join(wd, 'convert.log'),
+               'model_converters/densecl2mmseg', arm, ARMS['densecl100'])
     os.replace(out + '.tmp', out)
     _say(f'DenseCL pre-training seed {seed}: done in '
          f'{time.perf_counter() - t0:.0f} s')
@@ -118,15 +112,14 @@ def suite_entry(name, report, dataset):
     comp = report['comparisons'][0]
     base, meth = comp['baseline_miou'], comp['method_miou']
     ps = paired_stats(base, meth)
+    b_st, m_st = arm_stats(base), arm_stats(meth)
     return dict(
         name=name, baseline=comp['baseline'], method=comp['method'],
         dataset=dataset, seeds=comp['seeds'], baseline_miou=base,
         method_miou=meth, diff_mean=ps['diff_mean'], ci95=ps['ci95'],
         per_seed_diff=ps['per_seed_diff'],
-        baseline_mean=arm_stats(base)['mean'],
-        baseline_std=arm_stats(base)['std'],
-        method_mean=arm_stats(meth)['mean'],
-        method_std=arm_stats(meth)['std'],
+        baseline_mean=b_st['mean'], baseline_std=b_st['std'],
+        method_mean=m_st['mean'], method_std=m_st['std'],
         baseline_config=comp['baseline_config'],
         method_config=comp['method_config'],
         max_iters=report['protocol']['max_iters'],

@@ -174,8 +174,9 @@ def build_fashion_canvas(src_dir, out_dir):
                     with open(osp.join(out_dir, 'splits',
                                        f'train_{kind}_{key}.txt'), 'w') as f:
                         f.write('\n'.join(items) + '\n')
+                chosen = set(lab)
                 covered = sorted({c for nm, s in zip(names, sets)
-                                  if nm in set(lab) for c in s})
+                                  if nm in chosen for c in s})
                 meta['labeled_subsets'][key] = dict(
                     num_labels=n, min_classes=min_classes, seed=sel_seed,
                     labeled=lab, classes_covered=covered)

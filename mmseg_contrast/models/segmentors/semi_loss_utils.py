@@ -5,6 +5,7 @@ back into separate losses."""
 from contextlib import contextmanager
 from typing import Dict, List, Optional, Tuple
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
@@ -72,8 +73,40 @@ def pixel_weights(segmentor: nn.Module, weight: Optional[Tensor]):
             h.sampler = s
 
 
+def class_balanced_mask(labels: Tensor, conf: Tensor, portion: float,
+                        threshold: float, ignore_index: int,
+                        num_classes: int) -> Tensor:
+    """CBST's class-balanced selection (Zou et al., ECCV'18, eq. 9-10),
+    per batch: for every pseudo-class ``c`` keep the ``ceil(portion * n_c)``
+    most confident of the ``n_c`` pixels labelled ``c``, plus every pixel
+    with ``conf >= threshold``. A class the teacher is never sure of still
+    gets its best pixels, so a dominant easy class (background) cannot fill
+    the whole unsupervised loss. One sort, no host sync.
+    """
+    flat_l = labels.reshape(-1)
+    flat_c = conf.reshape(-1).float()
+    valid = flat_l != ignore_index
+    cls = torch.where(valid, flat_l, torch.zeros_like(flat_l))
+    # one sort by (class, confidence descending); invalid pixels last
+    key = cls.double() * 2.0 + (1.0 - flat_c.double().clamp(0, 1))
+    key = key.masked_fill(~valid, float('inf'))
+    order = torch.argsort(key)
+    counts = torch.zeros(num_classes, dtype=torch.long,
+                         device=labels.device).scatter_add_(
+                             0, cls, valid.long())
+    starts = torch.cumsum(counts, 0) - counts
+    sorted_cls = cls[order]
+    rank = torch.arange(order.numel(), device=labels.device) - \
+        starts[sorted_cls]
+    quota = torch.ceil(portion * counts.double()).long()
+    keep = torch.zeros_like(valid)
+    keep[order] = valid[order] & (rank < quota[sorted_cls])
+    keep = keep | (valid & (flat_c >= threshold))
+    return keep.view_as(labels)
+
+
 def unsup_weighting(labels: Tensor, conf: Tensor, cfg: dict,
-                    ignore_index: int
+                    ignore_index: int, num_classes: Optional[int] = None
                     ) -> Tuple[Optional[Tensor], Tensor, Tensor, Tensor,
                                Tensor]:
     """Pixel weights and CE targets of the unsupervised loss.
@@ -82,19 +115,30 @@ def unsup_weighting(labels: Tensor, conf: Tensor, cfg: dict,
     pixel is a target, weighted by the per-image ``eta_b = #(conf_b >=
     strong_threshold) / #(valid pixels of b)``. ``'threshold'``: pixels with
     ``conf < weak_threshold`` are ignored, the others weigh 1.
+    ``'class_balanced'``: the pixels :func:`class_balanced_mask` selects
+    (each pseudo-class's ``class_portion`` most confident, plus every pixel
+    with ``conf >= weak_threshold``) weigh 1, the others are ignored.
 
     Returns:
-        tuple: ``(weight or None, ce_labels, eta, valid, confident)``.
+        tuple: ``(weight or None, ce_labels, eta, valid, confident)``;
+        ``confident`` is the selected mask (also ReCo's valid unlabelled
+        pixels).
     """
     valid = labels != ignore_index
-    confident = conf >= cfg['weak_threshold']
     if cfg['unsup_weighting'] == 'ratio':
+        confident = conf >= cfg['weak_threshold']
         B = labels.shape[0]
         n_strong = (conf >= cfg['strong_threshold']).reshape(B, -1).sum(1)
         n_valid = valid.reshape(B, -1).sum(1).clamp(min=1)
         eta = n_strong.float() / n_valid.float()
         weight = eta[:, None, None].expand_as(conf).contiguous()
         return weight, labels, eta, valid, confident
+    if cfg['unsup_weighting'] == 'class_balanced':
+        confident = class_balanced_mask(
+            labels, conf, cfg['class_portion'], cfg['weak_threshold'],
+            ignore_index, num_classes)
+    else:
+        confident = conf >= cfg['weak_threshold']
     eta = confident.float().flatten(1).mean(1)
     return None, labels.masked_fill(~confident, ignore_index), eta, valid, \
         confident

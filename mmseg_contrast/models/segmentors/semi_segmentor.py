@@ -27,6 +27,7 @@ DEFAULT_SEMI_TRAIN_CFG = dict(
     weak_threshold=0.7,
     strong_threshold=0.97,
     unsup_weighting='ratio',
+    class_portion=0.2,
     mix_mode='classmix',
     count_ignore_as_class=False,
     reco=True,
@@ -71,7 +72,10 @@ class SemiSegmentor(BaseSegmentor):
        multiplied by ``eta_b = #(conf_b >= strong_threshold) / #(valid
        pixels of b)``; ``'threshold'``: pixels with ``conf <
        weak_threshold`` are ignored and the others weigh 1 (FixMatch /
-       mmdet style). With ``loss_decode.avg_non_ignore=True`` the CE is the
+       mmdet style); ``'class_balanced'`` (CBST, Zou et al. ECCV'18):
+       besides those, each pseudo-class's ``class_portion`` most confident
+       pixels of the batch are kept, so a class the teacher is never sure
+       of (while an easy background is) still teaches. With ``loss_decode.avg_non_ignore=True`` the CE is the
        mean over valid pixels like the reference (which averages over
        pixels with a non-zero loss; the two differ only by pixels whose CE
        underflows to exactly 0);
@@ -157,9 +161,14 @@ class SemiSegmentor(BaseSegmentor):
             raise KeyError(f'SemiSegmentor: unknown semi_train_cfg keys '
                            f'{sorted(unknown)}; valid: {sorted(cfg)}')
         cfg.update(semi_train_cfg or {})
-        if cfg['unsup_weighting'] not in ('ratio', 'threshold'):
-            raise ValueError(f"unsup_weighting must be 'ratio' or "
-                             f"'threshold', got {cfg['unsup_weighting']!r}")
+        if cfg['unsup_weighting'] not in ('ratio', 'threshold',
+                                          'class_balanced'):
+            raise ValueError(f"unsup_weighting must be 'ratio', 'threshold' "
+                             f"or 'class_balanced', got "
+                             f"{cfg['unsup_weighting']!r}")
+        if not 0 < cfg['class_portion'] <= 1:
+            raise ValueError(f"class_portion must lie in (0, 1], got "
+                             f"{cfg['class_portion']!r}")
         if cfg['teacher_mode'] not in ('eval', 'train'):
             raise ValueError(f"teacher_mode must be 'eval' or 'train', got "
                              f"{cfg['teacher_mode']!r}")
@@ -288,7 +297,7 @@ class SemiSegmentor(BaseSegmentor):
         if aug is not None:
             strong, labels, conf = aug.photometric(strong, labels, conf)
         weight, ce_labels, eta, valid, confident = unsup_weighting(
-            labels, conf, self.semi_train_cfg, ignore)
+            labels, conf, self.semi_train_cfg, ignore, self.num_classes)
         return dict(img=strong, labels=labels, conf=conf,
                     ce_labels=ce_labels, weight=weight, eta=eta, valid=valid,
                     confident=confident)

@@ -1,6 +1,7 @@
 """SemiSegmentor: train step, frozen eval-mode teacher, loss keys, pseudo
 label weighting, checkpoints that load into the plain config."""
 import copy
+import math
 
 import pytest
 import torch
@@ -99,7 +100,7 @@ def test_pseudo_labels_ignore_padding():
     assert bool((labels[1, :20, :24] < NUM_CLASSES).all())
 
 
-@pytest.mark.parametrize('weighting', ['ratio', 'threshold'])
+@pytest.mark.parametrize('weighting', ['ratio', 'threshold', 'class_balanced'])
 def test_unsup_loss_weighting(weighting, monkeypatch):
     """ReCo's per-image ratio eta_b = #(conf >= 0.97) / #valid multiplies
     the pixel CE; 'threshold' ignores pixels below weak_threshold."""
@@ -130,6 +131,12 @@ def test_unsup_loss_weighting(weighting, monkeypatch):
         assert torch.allclose(losses['unsup.pseudo_conf_ratio'], eta.mean())
     else:
         keep = valid & (conf >= 0.7)
+        if weighting == 'class_balanced':  # + each class's top 20 %
+            for c in range(NUM_CLASSES):
+                sel = valid & (labels == c)
+                k = math.ceil(0.2 * int(sel.sum()))
+                top = conf[sel].topk(k).values.min()
+                keep |= sel & (conf >= top)
         expected = ce[keep].sum() / keep.sum()
     assert torch.allclose(losses['unsup.decode.loss_ce'], expected,
                           rtol=1e-4, atol=1e-6)
@@ -227,6 +234,8 @@ def test_bad_config_errors():
         MODELS.build(semi_cfg(pseudo_thr=0.9))
     with pytest.raises(ValueError, match='unsup_weighting'):
         MODELS.build(semi_cfg(unsup_weighting='soft'))
+    with pytest.raises(ValueError, match='class_portion'):
+        MODELS.build(semi_cfg(class_portion=0.))
     with pytest.raises(ValueError, match='mixing mode'):
         MODELS.build(semi_cfg(mix_mode='mixup'))
     cfg = semi_cfg()
@@ -270,3 +279,28 @@ def test_plain_data_preprocessor_is_upgraded():
     assert type(model.data_preprocessor).__name__ == 'SemiDataPreProcessor'
     out = model.data_preprocessor(make_batch(), True)
     assert out['inputs']['sup'].shape[0] == 2
+
+
+def test_class_balanced_mask_matches_loop():
+    """CBST selection: per pseudo-class the ceil(p * n_c) most confident
+    pixels (ties impossible with random confidences), plus conf >= t;
+    ignore pixels never kept; a class absent from the batch is fine."""
+    from mmseg_contrast.models.segmentors.semi_loss_utils import \
+        class_balanced_mask
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 4, (3, 9, 7), generator=g)  # class 4 absent
+    labels[0, :2] = 255
+    conf = torch.rand(3, 9, 7, generator=g)
+    keep = class_balanced_mask(labels, conf, 0.3, 0.9, 255, 5)
+    want = (labels != 255) & (conf >= 0.9)
+    for c in range(5):
+        sel = labels == c
+        n = int(sel.sum())
+        if n:
+            k = math.ceil(0.3 * n)
+            want |= sel & (conf >= conf[sel].topk(k).values.min())
+    assert torch.equal(keep, want)
+    assert not keep[0, :2].any()
+    # portion 1 keeps every valid pixel
+    assert torch.equal(class_balanced_mask(labels, conf, 1.0, 0.9, 255, 5),
+                       labels != 255)

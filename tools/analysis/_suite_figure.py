@@ -11,7 +11,7 @@ def plot_suite(suite, out_png):
     comps = suite.get('comparisons', [])
     if not comps:
         return None
-    fig, axes = plt.subplots(1, len(comps), figsize=(3.6 * len(comps), 3.4),
+    fig, axes = plt.subplots(1, len(comps), figsize=(3.6 * len(comps), 3.7),
                              squeeze=False)
     for ax, c in zip(axes[0], comps):
         b, m = c['baseline_miou'], c['method_miou']
@@ -32,8 +32,10 @@ def plot_suite(suite, out_png):
         ax2.set_ylabel('paired diff (95% CI)', color='crimson')
         ax.set_title(f'{c["name"]}\n{c["diff_mean"]:+.2f} '
                      f'[{lo:+.2f}, {hi:+.2f}]', fontsize=9)
-        ax.legend(fontsize=6, loc='best', framealpha=0.5)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center', ncol=len(labels),
+               fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png

@@ -1,7 +1,7 @@
 # Accuracy suite, DenseCL arm: the random-init arm
 # (deeplabv3_mnv2_random-init_20lab-fashion_cpu.py) with the backbone
 # initialised from DenseCL pre-training on the unlabelled canvases
-# (densecl_mnv2_1xb32-coslr-300it_fashion-64x64.py), converted with
+# (densecl_mnv2_1xb32-coslr-1200it_fashion-64x64.py), converted with
 # tools/model_converters/densecl2mmseg.py. The suite passes each seed's own
 # pre-trained file through `--cfg-options densecl_checkpoint=...`.
 _base_ = ['./deeplabv3_mnv2_sup-only_20lab-fashion_cpu.py']

@@ -68,3 +68,22 @@ def test_markdown_table_from_suite_json():
     table = ba.markdown_table(dict(comparisons=[c]))
     assert '| `x_vs_y` | 20 | y 1.00 ± 0.50 | x 2.00 ± 0.25 |' in table
     assert '+1.00, +0.50, +1.50 | **+1.00** [-0.24, +2.24] |' in table
+
+
+def test_densecl_length_keys_the_pretraining_and_the_arm(tmp_path):
+    """Another --densecl-iters gets its own pre-training dir and arm, and a
+    reused pre-training dir of another length is refused."""
+    import shutil
+    n = ba.densecl_iters()
+    assert ba.densecl_arm() == ba.densecl_arm(n) == 'densecl100'
+    assert ba.densecl_arm(n // 4) == f'densecl100_{n // 4}it'
+    a = ba.densecl_pretrain_dir('w', 0)
+    assert a == osp.join('w', f'densecl_pretrain_{n}it', 'seed_0')
+    assert ba.densecl_pretrain_dir('w', 0, n // 4) != a
+    wd = tmp_path / 'pre'
+    os.makedirs(wd)
+    ba._check_pretrain_length(str(wd), n)  # nothing dumped yet: fine
+    shutil.copy(osp.join(REPO, ba.DENSECL_PRETRAIN), wd)
+    ba._check_pretrain_length(str(wd), n)
+    with pytest.raises(ba.CompareError, match=f'{n}-iteration'):
+        ba._check_pretrain_length(str(wd), n // 4)

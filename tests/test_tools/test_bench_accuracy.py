@@ -87,3 +87,17 @@ def test_densecl_length_keys_the_pretraining_and_the_arm(tmp_path):
     ba._check_pretrain_length(str(wd), n)
     with pytest.raises(ba.CompareError, match=f'{n}-iteration'):
         ba._check_pretrain_length(str(wd), n // 4)
+
+
+def test_one_seed_suite_has_no_ci_and_still_reports(tmp_path):
+    """--seeds 0 (one seed): no CI, no std; table and figure still made."""
+    c = dict(name='x_vs_y', dataset='fashion_canvas (100 labelled / 1900 '
+             'unlabelled)', baseline='y', method='x', baseline_mean=1.0,
+             baseline_std=None, method_mean=2.0, method_std=None,
+             per_seed_diff=[1.0], diff_mean=1.0, ci95=None,
+             baseline_miou=[1.0], method_miou=[2.0], seeds=[0])
+    table = ba.markdown_table(dict(comparisons=[c]))
+    assert '| y 1.00 | x 2.00 | +1.00 | **+1.00** (1 seed: no CI) |' in table
+    from _suite_figure import plot_suite
+    png = plot_suite(dict(comparisons=[c]), str(tmp_path / 's.png'))
+    assert osp.getsize(png) > 1000

@@ -23,15 +23,19 @@ def plot_suite(suite, out_png):
         ax.set_xticks([0, 1], [c['baseline'], c['method']])
         ax.set_xlim(-0.4, 1.9)
         ax.set_ylabel('test mIoU')
-        lo, hi = c['ci95']
+        ci = c.get('ci95')
         ax2 = ax.twinx()
-        ax2.errorbar([1.6], [c['diff_mean']],
-                     yerr=[[c['diff_mean'] - lo], [hi - c['diff_mean']]],
-                     fmt='s', color='crimson', capsize=6)
+        d = c['diff_mean']
+        if ci is None:  # one seed: no interval
+            ax2.plot([1.6], [d], 's', color='crimson')
+        else:
+            ax2.errorbar([1.6], [d], yerr=[[d - ci[0]], [ci[1] - d]],
+                         fmt='s', color='crimson', capsize=6)
         ax2.axhline(0, color='crimson', lw=0.6, ls=':')
         ax2.set_ylabel('paired diff (95% CI)', color='crimson')
-        ax.set_title(f'{c["name"]}\n{c["diff_mean"]:+.2f} '
-                     f'[{lo:+.2f}, {hi:+.2f}]', fontsize=9)
+        span = ('(1 seed: no CI)' if ci is None
+                else f'[{ci[0]:+.2f}, {ci[1]:+.2f}]')
+        ax.set_title(f'{c["name"]}\n{d:+.2f} {span}', fontsize=9)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc='lower center', ncol=len(labels),
                fontsize=7, frameon=False)

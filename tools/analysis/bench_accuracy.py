@@ -182,6 +182,16 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def _ci_text(c):
+    ci = c.get('ci95')
+    return '(1 seed: no CI)' if ci is None else f'[{ci[0]:+.2f}, {ci[1]:+.2f}]'
+
+
+def _mean_std(c, arm):
+    sd = c[f'{arm}_std']
+    return f'{c[arm + "_mean"]:.2f}' + ('' if sd is None else f' ± {sd:.2f}')
+
+
 def markdown_table(suite):
     """The README table of a suite JSON (numbers from its per-seed values)."""
     rows = ['| comparison | labelled | baseline (mean ± std) | method (mean ± std) '
@@ -192,10 +202,9 @@ def markdown_table(suite):
         diffs = ', '.join(f'{d:+.2f}' for d in c['per_seed_diff'])
         rows.append(
             f'| `{c["name"]}` | {lab} | {c["baseline"]} '
-            f'{c["baseline_mean"]:.2f} ± {c["baseline_std"]:.2f} | '
-            f'{c["method"]} {c["method_mean"]:.2f} ± {c["method_std"]:.2f} | '
-            f'{diffs} | **{c["diff_mean"]:+.2f}** [{c["ci95"][0]:+.2f}, '
-            f'{c["ci95"][1]:+.2f}] |')
+            f'{_mean_std(c, "baseline")} | '
+            f'{c["method"]} {_mean_std(c, "method")} | '
+            f'{diffs} | **{c["diff_mean"]:+.2f}** {_ci_text(c)} |')
     return '\n'.join(rows)
 
 
@@ -238,8 +247,7 @@ def main(argv=None):
     _say(f'done in {time.perf_counter() - t0:.0f} s: {args.out}')
     for c in entries.values():
         _say(f'{c["name"]}: {c["method_mean"]:.2f} vs {c["baseline_mean"]:.2f}'
-             f' mIoU, diff {c["diff_mean"]:+.2f} [{c["ci95"][0]:+.2f}, '
-             f'{c["ci95"][1]:+.2f}]')
+             f' mIoU, diff {c["diff_mean"]:+.2f} {_ci_text(c)}')
     return 0
 
 

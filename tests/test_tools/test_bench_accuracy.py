@@ -101,3 +101,24 @@ def test_one_seed_suite_has_no_ci_and_still_reports(tmp_path):
     from _suite_figure import plot_suite
     png = plot_suite(dict(comparisons=[c]), str(tmp_path / 's.png'))
     assert osp.getsize(png) > 1000
+
+
+def test_trained_pretraining_is_converted_not_resumed(tmp_path, monkeypatch):
+    """A pre-training that reached its last iteration but was not converted
+    is converted directly: mmengine's resume would replay every batch."""
+    n = ba.densecl_iters()
+    wd = tmp_path / 'densecl_pretrain' / 'seed_0'
+    os.makedirs(wd)
+    (wd / f'iter_{n}.pth').write_bytes(b'x')
+    (wd / 'last_checkpoint').write_text('/elsewhere/iter_1.pth')
+    calls = []
+
+    def fake_run(cmd, log, what, arm, cfg):
+        calls.append(what)
+        if 'densecl2mmseg' in what:
+            open(cmd[3], 'wb').close()  # the converter's output (.tmp)
+    monkeypatch.setattr(ba, 'run_logged', fake_run)
+    out = ba._densecl_pretrain(str(wd), 0, n)
+    assert calls == ['model_converters/densecl2mmseg']
+    assert osp.isfile(out)
+    assert (wd / 'last_checkpoint').read_text().endswith(f'iter_{n}.pth')

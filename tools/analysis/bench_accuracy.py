@@ -120,13 +120,20 @@ def _densecl_pretrain(wd, seed, n):
     cmd = [py, osp.join(REPO, 'tools/train.py'), DENSECL_PRETRAIN,
            '--work-dir', wd, '--cfg-options', f'randomness.seed={seed}',
            *schedule_overrides(cfg, over)]
-    if osp.isfile(osp.join(wd, 'last_checkpoint')):
+    last = osp.join(wd, 'last_checkpoint')
+    done = osp.isfile(last) and osp.isfile(osp.join(wd, f'iter_{n}.pth'))
+    if osp.isfile(last):
         cmd.append('--resume')
-    _say(f'DenseCL pre-training seed {seed} ({n} iterations) -> {wd}')
     t0 = time.perf_counter()
     arm = f'densecl_pretrain seed {seed}'
-    run_logged(cmd, osp.join(wd, 'pretrain.log'), 'train', arm,
-               DENSECL_PRETRAIN)
+    if done:  # trained, not converted: a resume would replay every batch
+        _say(f'DenseCL pre-training seed {seed}: trained, converting')
+        with open(last, 'w') as f:
+            f.write(osp.join(wd, f'iter_{n}.pth'))
+    else:
+        _say(f'DenseCL pre-training seed {seed} ({n} iterations) -> {wd}')
+        run_logged(cmd, osp.join(wd, 'pretrain.log'), 'train', arm,
+                   DENSECL_PRETRAIN)
     with open(osp.join(wd, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
     conv = [py, osp.join(REPO, 'tools/model_converters/densecl2mmseg.py'),

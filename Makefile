@@ -50,7 +50,9 @@ densecl-demo: data
 # Accuracy suite (configs/bench/README.md): 4 paired comparisons x 3 seeds on
 # the Fashion-canvas set -> docs/results/accuracy_suite.{json,png}. Resumable;
 # `make bench-accuracy ONLY=semi_vs_sup` runs one comparison. BENCH_ARGS e.g.
-# "--max-iters 4000" for a longer schedule on a GPU.
+# "--max-iters 4000 --work-dir work_dirs/bench_accuracy_4k --out
+# docs/results/accuracy_suite_4k.json --png docs/results/accuracy_suite_4k.png"
+# for a longer schedule on a GPU (its own runs; the 400-iteration ones stay).
 .PHONY: bench-accuracy
 bench-accuracy: data
 	$(VPY) tools/analysis/bench_accuracy.py $(if $(ONLY),--only $(ONLY)) $(BENCH_ARGS)

@@ -82,7 +82,8 @@ def densecl_arm(max_iters=None):
 
 
 def densecl_pretrain_dir(work_root, seed, max_iters=None):
-    return osp.join(work_root, f'densecl_pretrain_{densecl_iters(max_iters)}it',
+    n = densecl_iters(max_iters)
+    return osp.join(work_root, f'densecl_pretrain_{n}it',
                     f'seed_{seed}')
 
 

@@ -75,8 +75,9 @@ class SemiSegmentor(BaseSegmentor):
        mmdet style); ``'class_balanced'`` (CBST, Zou et al. ECCV'18):
        besides those, each pseudo-class's ``class_portion`` most confident
        pixels of the batch are kept, so a class the teacher is never sure
-       of (while an easy background is) still teaches. With ``loss_decode.avg_non_ignore=True`` the CE is the
-       mean over valid pixels like the reference (which averages over
+       of (while an easy background is) still teaches. With
+       ``loss_decode.avg_non_ignore=True`` the CE is the mean over valid
+       pixels like the reference (which averages over
        pixels with a non-zero loss; the two differ only by pixels whose CE
        underflows to exactly 0);
     5. ReCo (when the student's decode head is a ReCo head, e.g.

@@ -22,6 +22,7 @@ their previous entry, so the suite can be completed across sittings::
     python tools/analysis/bench_accuracy.py --only semi_vs_sup  # one
 """
 import argparse
+import functools
 import os
 import os.path as osp
 import sys
@@ -67,10 +68,15 @@ def _say(msg):
     print(f'[bench-accuracy {time.strftime("%H:%M:%S")}] {msg}', flush=True)
 
 
+@functools.lru_cache(maxsize=None)
+def _pretrain_cfg():
+    return load_config(DENSECL_PRETRAIN)
+
+
 def densecl_iters(max_iters=None):
     """The DenseCL pre-training length: ``--densecl-iters`` or the
     config's."""
-    return int(max_iters or load_config(DENSECL_PRETRAIN).train_cfg.max_iters)
+    return int(max_iters or _pretrain_cfg().train_cfg.max_iters)
 
 
 def densecl_arm(max_iters=None):
@@ -116,22 +122,22 @@ def _densecl_pretrain(wd, seed, n):
         _say(f'DenseCL pre-training seed {seed}: reused {out}')
         return out
     py = sys.executable
-    cfg = load_config(DENSECL_PRETRAIN)
-    over = n if n != int(cfg.train_cfg.max_iters) else None
-    cmd = [py, osp.join(REPO, 'tools/train.py'), DENSECL_PRETRAIN,
-           '--work-dir', wd, '--cfg-options', f'randomness.seed={seed}',
-           *schedule_overrides(cfg, over)]
     last = osp.join(wd, 'last_checkpoint')
-    done = osp.isfile(last) and osp.isfile(osp.join(wd, f'iter_{n}.pth'))
-    if osp.isfile(last):
-        cmd.append('--resume')
     t0 = time.perf_counter()
     arm = f'densecl_pretrain seed {seed}'
-    if done:  # trained, not converted: a resume would replay every batch
+    if osp.isfile(last) and osp.isfile(osp.join(wd, f'iter_{n}.pth')):
+        # trained, not converted: a resume would replay every batch
         _say(f'DenseCL pre-training seed {seed}: trained, converting')
         with open(last, 'w') as f:
             f.write(osp.join(wd, f'iter_{n}.pth'))
     else:
+        cfg = _pretrain_cfg()
+        over = n if n != densecl_iters() else None
+        cmd = [py, osp.join(REPO, 'tools/train.py'), DENSECL_PRETRAIN,
+               '--work-dir', wd, '--cfg-options', f'randomness.seed={seed}',
+               *schedule_overrides(cfg, over)]
+        if osp.isfile(last):
+            cmd.append('--resume')
         _say(f'DenseCL pre-training seed {seed} ({n} iterations) -> {wd}')
         run_logged(cmd, osp.join(wd, 'pretrain.log'), 'train', arm,
                    DENSECL_PRETRAIN)

@@ -139,6 +139,7 @@ def format_table(entry):
 
 def main(argv=None):
     from mmseg_contrast.utils.embedding_analysis import (build_dataloader,
+                                                         decode_head_of,
                                                          init_segmentor)
     args = parse_args(argv)
     bad = [t for t in args.thresholds if not 0 <= t <= 1]
@@ -162,8 +163,7 @@ def main(argv=None):
     loader = build_dataloader(cfg, args.split, args.max_images)
     meta = getattr(model, 'dataset_meta', None) or loader.dataset.metainfo
     classes = list(meta['classes'])
-    head = model.decode_head
-    head = head[-1] if hasattr(head, '__getitem__') else head
+    head = decode_head_of(model)
     conf_mat, gt_count = confusion_by_threshold(
         model, loader, len(classes), args.thresholds,
         getattr(head, 'ignore_index', 255))

@@ -2,13 +2,13 @@
 ``<name>-<sha256[:8]>.pth``; ``tools/misc/download_weights.py`` resolves a
 name and downloads it verified (local HTTP server)."""
 import hashlib
-import importlib.util
 import os.path as osp
 import sys
 
 import pytest
 import torch
 import yaml
+from tool_loading import load_tool
 
 from mmseg_contrast.utils.model_zoo import (WEIGHTS_REGEX, find_model,
                                             load_model_index)
@@ -150,11 +150,7 @@ def test_weights_regex():
 def test_download_weights_tool(tmp_path):
     sys.path.insert(0, osp.join(REPO, 'tests', 'test_utils'))
     from local_http_server import FileServer
-    spec = importlib.util.spec_from_file_location(
-        'tool_download_weights',
-        osp.join(REPO, 'tools', 'misc', 'download_weights.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('misc/download_weights.py')
     data = b'not really a checkpoint, but bytes with a known hash' * 100
     name = f'toy_20260101-{hashlib.sha256(data).hexdigest()[:8]}.pth'
     with FileServer() as srv:

@@ -4,12 +4,12 @@ to the mean-teacher pieces, and the demo trio trains at equal iterations."""
 import copy
 import functools
 import glob
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
+from tool_loading import load_tool
 
 from mmseg.registry import MODELS
 
@@ -115,12 +115,7 @@ def test_demo_semi_dataset_builds(aal_root):
     lab = osp.join(split_dir, 'train_labeled_5pct_seed0.txt')
     unl = osp.join(split_dir, 'train_unlabeled_5pct_seed0.txt')
     if not (osp.isfile(lab) and osp.isfile(unl)):  # the documented command
-        spec = importlib.util.spec_from_file_location(
-            'reco_partial_dataset',
-            osp.join(REPO, 'tools', 'dataset_converters',
-                     'reco_partial_dataset.py'))
-        tool = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(tool)
+        tool = load_tool('dataset_converters/reco_partial_dataset.py')
         tool.main([
             osp.join(REPO, 'configs', 'baseline', 'deeplabv3_mnv2_aal_cpu.py'),
             '--fraction', '0.05', '--min-classes', '1', '--seed', '0',

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
+from tool_loading import load_tool
 
 from mmseg_contrast.datasets import few_label as fl
 
@@ -28,15 +29,6 @@ def voc_dataset_cfg(voc_root):
 def aal_maps(aal_root):
     ds = fl.build_label_dataset(aal_dataset_cfg(aal_root))
     return ds, fl.load_label_maps(ds)
-
-
-def load_tool(repo_root, name):
-    import importlib.util
-    path = osp.join(repo_root, 'tools', 'dataset_converters', name + '.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 # ------------------------------------------------------ partial dataset
@@ -101,7 +93,7 @@ def test_partial_dataset_on_real_data_is_reproducible(aal_root):
 
 def test_partial_dataset_tool_writes_split_files(repo_root, aal_root,
                                                  tmp_path):
-    tool = load_tool(repo_root, 'reco_partial_dataset')
+    tool = load_tool('dataset_converters/reco_partial_dataset.py')
     outs = []
     for run in range(2):
         lf, uf = tmp_path / f'l{run}.txt', tmp_path / f'u{run}.txt'
@@ -224,7 +216,7 @@ def test_partial_labels_tool_on_voc_palette_pngs(voc_mini_root, tmp_path):
 
 
 def test_partial_labels_cli(repo_root, aal_root, tmp_path):
-    tool = load_tool(repo_root, 'reco_partial_labels')
+    tool = load_tool('dataset_converters/reco_partial_labels.py')
     written = tool.main([
         osp.join(repo_root, AAL_CONFIG), '--mode', 'p0', '--seed', '0',
         '--out-dir', str(tmp_path), '--cfg-options',

@@ -3,7 +3,6 @@
 Each payload's ``__reduce__`` would create ``marker`` when unpickled without
 restriction: ``os.system('touch ...')``, ``exec(...)`` or ``open(..., 'w')``.
 """
-import importlib.util
 import os
 import os.path as osp
 
@@ -46,16 +45,6 @@ def save_hostile(path, marker, kind='system', legacy=False, state_dict=None):
     }
     torch.save(ckpt, str(path), _use_new_zipfile_serialization=not legacy)
     return str(path)
-
-
-def load_tool(rel_path):
-    """Import ``tools/<rel_path>`` as a module (tools/ is not a package)."""
-    path = osp.join(REPO, 'tools', rel_path)
-    name = 'reliab_tool_' + osp.splitext(osp.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def data_options(root, name):

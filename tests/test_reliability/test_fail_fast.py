@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from reliab_helpers import TINY_CFG, data_options, load_tool
+from reliab_helpers import TINY_CFG, data_options
+from tool_loading import load_tool
 
 from mmseg_contrast.checkpoint_safety import CheckpointMismatchError
 from mmseg_contrast.engine.hooks import LabelRangeCheckHook

@@ -10,8 +10,8 @@ import zipfile
 
 import pytest
 import torch
-from reliab_helpers import (REPO, TINY_CFG, data_options, load_tool,
-                            save_hostile)
+from reliab_helpers import REPO, TINY_CFG, data_options, save_hostile
+from tool_loading import load_tool
 
 from mmseg_contrast.checkpoint_safety import (TRUSTED_ENV,
                                               UnsafeCheckpointError,

@@ -4,7 +4,8 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from tool_helpers import CONFIG, CONTRAST_OPTIONS, cli_options, load_tool
+from tool_helpers import CONFIG, CONTRAST_OPTIONS, cli_options
+from tool_loading import load_tool
 
 from mmseg_contrast.utils.embedding_analysis import class_relation
 

@@ -13,7 +13,8 @@ import sys
 import pytest
 from mmengine.config import Config
 from scipy import stats
-from tool_helpers import REPO, load_tool
+from tool_helpers import REPO
+from tool_loading import load_tool
 
 from mmseg_contrast.utils.paired_stats import arm_stats, paired_stats
 

@@ -1,7 +1,8 @@
 import os.path as osp
 import shutil
 
-from tool_helpers import CONFIG, load_tool
+from tool_helpers import CONFIG
+from tool_loading import load_tool
 
 demo = load_tool('analysis/demo_figures.py')
 

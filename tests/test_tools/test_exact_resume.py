@@ -161,7 +161,7 @@ def test_resume_is_bit_exact(name, tmp_path, aal_root, mobilenetv2_ckpt,
 
 def test_train_tool_adds_the_seed_hook_once():
     from mmengine.config import Config
-    from tool_helpers import load_tool
+    from tool_loading import load_tool
     train = load_tool('train.py')
     cfg = Config(dict(custom_hooks=[dict(type='PixelMemoryBankHook')]))
     train.add_hook_once(cfg, 'IterationSeedHook')

@@ -1,7 +1,7 @@
 import os.path as osp
 
 import pytest
-from tool_helpers import load_tool
+from tool_loading import load_tool
 
 curves = load_tool('analysis/plot_curves.py')
 

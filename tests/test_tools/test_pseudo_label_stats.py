@@ -2,7 +2,8 @@ import json
 
 import pytest
 import torch
-from tool_helpers import CONFIG, cli_options, load_tool
+from tool_helpers import CONFIG, cli_options
+from tool_loading import load_tool
 
 pls = load_tool('analysis/pseudo_label_stats.py')
 

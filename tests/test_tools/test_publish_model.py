@@ -4,7 +4,8 @@ import re
 
 import pytest
 import torch
-from tool_helpers import CONFIG, CONTRAST_OPTIONS, load_tool
+from tool_helpers import CONFIG, CONTRAST_OPTIONS
+from tool_loading import load_tool
 
 from mmseg_contrast._compat import load_checkpoint_file
 from mmseg_contrast.utils.embedding_analysis import CheckpointMismatchError

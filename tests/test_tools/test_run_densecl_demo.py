@@ -1,21 +1,17 @@
 """tools/run_densecl_demo.py helpers: the fine-tuning schedule override and
 the metric read-back (the full pipeline is run by `make densecl-demo`)."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
+from tool_loading import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.fixture(scope='module')
 def demo():
-    spec = importlib.util.spec_from_file_location(
-        'run_densecl_demo', osp.join(REPO, 'tools', 'run_densecl_demo.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool('run_densecl_demo.py')
 
 
 def test_finetune_cfg_equal_budget(demo, tmp_path):

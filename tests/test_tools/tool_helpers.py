@@ -4,24 +4,12 @@ The models are the AAL demo config (DeepLabV3 on MobileNetV2, 16 classes)
 with random weights (no training needed to test the tools), evaluated on the
 first few real AAL validation slices.
 """
-import importlib.util
 import os.path as osp
 
-import pytest
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'baseline', 'deeplabv3_mnv2_aal_cpu.py')
-
-
-def load_tool(rel_path):
-    """Import ``tools/<rel_path>`` as a module (tools/ is not a package)."""
-    path = osp.join(REPO, 'tools', rel_path)
-    name = 'tool_' + osp.splitext(osp.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def save_model(cfg_options, path, seed):

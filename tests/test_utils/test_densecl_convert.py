@@ -220,12 +220,8 @@ def test_bad_inputs():
 
 
 def test_cli(parts, tmp_path, capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'densecl2mmseg',
-        osp.join(REPO, 'tools', 'model_converters', 'densecl2mmseg.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from tool_loading import load_tool
+    tool = load_tool('model_converters/densecl2mmseg.py')
     src = tmp_path / 'src.pth'
     torch.save(_mmselfsup0x(parts), src)
     dst = tmp_path / 'dst.pth'

@@ -1,13 +1,13 @@
 """openseg.pytorch / ContrastiveSeg checkpoint conversion: layouts, refusals,
 the CLI and the conversion cache (the logits are checked against the
 authors' code in tests/test_models/test_openseg_equivalence.py)."""
-import importlib.util
 import os
 import os.path as osp
 
 import pytest
 import torch
 from openseg_layout import ARCHS, deterministic_tensor, load_manifest
+from tool_loading import load_tool
 
 from mmseg_contrast.utils import openseg_convert as oc
 from mmseg_contrast.utils.openseg_cache import load_maybe_converted
@@ -118,12 +118,7 @@ def test_is_openseg_checkpoint():
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'contrastiveseg2mmseg',
-        osp.join(REPO, 'tools', 'model_converters', 'contrastiveseg2mmseg.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('model_converters/contrastiveseg2mmseg.py')
 
 
 def test_cli_converts_and_verifies_strictly(tmp_path, capsys):

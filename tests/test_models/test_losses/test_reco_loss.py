@@ -1,12 +1,11 @@
-import importlib.util
 import math
-import os.path as osp
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tool_loading import load_tool
 
 from mmseg.registry import MODELS
 from mmseg_contrast.models.losses.reco_loss import ReCoLoss, _GatherDot
@@ -253,11 +252,7 @@ def test_query_and_negative_pixels_are_uniform():
 
 def test_mean_matches_reference_port():
     """Same distribution as the loop-style reference port (benchmark)."""
-    path = osp.join(osp.dirname(__file__), '..', '..', '..', 'tools',
-                    'analysis', 'benchmark_reco.py')
-    spec = importlib.util.spec_from_file_location('benchmark_reco', path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_tool('analysis/benchmark_reco.py')
     C = 4
     rep, lab, prob = random_problem(C=C, D=5, h=5, w=6)
     loss = build(num_queries=32, num_negatives=64)

@@ -245,15 +245,8 @@ def test_bad_config_errors():
 
 
 def test_semi2plain_converter(tmp_path):
-    import importlib.util
-    import os.path as osp
-    repo = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))))
-    spec = importlib.util.spec_from_file_location(
-        'semi2plain', osp.join(repo, 'tools', 'model_converters',
-                               'semi2plain.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from tool_loading import load_tool
+    tool = load_tool('model_converters/semi2plain.py')
     model = _build()
     _perturb_student(model)
     src, dst = str(tmp_path / 'semi.pth'), str(tmp_path / 'student.pth')

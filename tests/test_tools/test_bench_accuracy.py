@@ -1,5 +1,6 @@
 """The accuracy-suite harness: configs exist and parse, the suite entry is
 recomputed from the per-seed values, discarded runs are read from disk."""
+import glob
 import json
 import os
 import os.path as osp
@@ -23,6 +24,21 @@ def test_arms_and_comparisons_are_consistent():
         assert c.train_cfg.max_iters == 400, arm  # equal iterations
     pre = Config.fromfile(osp.join(REPO, ba.DENSECL_PRETRAIN))
     assert pre.model.queue_len % pre.train_dataloader.batch_size == 0
+
+
+@pytest.mark.parametrize(
+    'path', sorted(glob.glob(osp.join(REPO, 'configs', 'bench',
+                                      'deeplabv3_*.py'))),
+    ids=osp.basename)
+def test_every_bench_config_builds_its_model(path):
+    # pilot arms outside ARMS too (CBST, ratio weighting): a wrong key in
+    # semi_train_cfg must fail here, not after a pilot's first minutes
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(path)
+    assert cfg.train_cfg.max_iters == 400
+    model = MODELS.build(cfg.model)
+    assert model.num_classes == 11
 
 
 def test_suite_entry_recomputes_summary_from_per_seed_values():

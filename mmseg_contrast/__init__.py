@@ -1,19 +1,22 @@
 """mmseg_contrast: pixel-level contrastive learning for MMSegmentation 1.x.
 
-Importing the package first applies the compatibility layer
-(:mod:`mmseg_contrast._compat`, and :mod:`mmseg_contrast._compat_dist` for
-CPU-only multi-process training), then registers every module into mmseg's
-registries (``mmseg.registry.MODELS``, ``HOOKS``, ``DATASETS``, ...).
+Importing the package first installs the compatibility layer
+(:func:`mmseg_contrast._compat.apply`, the one list of patches), then
+registers every module into mmseg's registries (``mmseg.registry.MODELS``,
+``HOOKS``, ``DATASETS``, ...) and, for DenseCL pre-training, into
+mmpretrain's (:mod:`mmseg_contrast.selfsup`).
+
+Layers (each imports only those listed before it; enforced by
+``tests/test_layout``): :mod:`.checkpoint` and :mod:`.converters` (runtime
+checkpoint I/O), :mod:`._compat`, then :mod:`.datasets`, :mod:`.models`,
+:mod:`.engine`, :mod:`.selfsup`. :mod:`.tooling` (data preparation, analysis,
+publishing) is used by ``tools/`` and never imported by the runtime.
 """
-from . import _compat, _compat_dist
+from . import _compat
 
 _compat.apply()
-if _compat_dist.apply() and 'cpu_dist' not in _compat.APPLIED:
-    _compat.APPLIED.append('cpu_dist')
 
+from . import datasets, engine, models, selfsup  # noqa: E402,F401
 from .version import __version__, version_info  # noqa: E402
-
-from . import datasets, engine, models  # noqa: E402,F401
-from . import utils  # noqa: E402,F401  (checksummed http(s) checkpoint loader)
 
 __all__ = ['__version__', 'version_info']

@@ -4,7 +4,6 @@ Real offline data (see README "Data") is prepared once by
 ``make data`` / ``tools/dataset_converters/prepare_offline_data.py`` and cached;
 the fixtures call the same (idempotent) preparers.
 """
-import os
 import os.path as osp
 
 import pytest
@@ -16,7 +15,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 @pytest.fixture(autouse=True)
 def _mmseg_scope():
-    from mmengine.registry import DefaultScope, init_default_scope
+    from mmengine.registry import init_default_scope
     init_default_scope('mmseg')
     yield
 
@@ -28,17 +27,17 @@ def repo_root():
 
 @pytest.fixture(scope='session')
 def voc_mini_root():
-    from mmseg_contrast.utils import offline_data
+    from mmseg_contrast.tooling import offline_data
     return offline_data.prepare_voc_mini()
 
 
 @pytest.fixture(scope='session')
 def aal_root():
-    from mmseg_contrast.utils import offline_data
+    from mmseg_contrast.tooling import offline_data
     return offline_data.prepare_aal_slices()
 
 
 @pytest.fixture(scope='session')
 def mobilenetv2_ckpt():
-    from mmseg_contrast.utils import offline_data
+    from mmseg_contrast.tooling import offline_data
     return offline_data.prepare_mobilenetv2()

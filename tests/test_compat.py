@@ -3,7 +3,6 @@ import collections
 import fractions
 import os
 import os.path as osp
-import pickle
 import subprocess
 import sys
 import textwrap
@@ -11,9 +10,10 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mmseg_contrast import _compat
+from mmseg_contrast import checkpoint as ckpt_io
+from mmseg_contrast._compat import mmcv_ops, pkg_resources_backport
 
 
 def _run_py(code, env=None):
@@ -34,7 +34,7 @@ def test_mmseg_models_imports_and_registers():
         assert MODELS.get(name) is not None, name
 
 
-@pytest.mark.skipif(_compat._has_compiled_mmcv_ops(),
+@pytest.mark.skipif(mmcv_ops._has_compiled_mmcv_ops(),
                     reason='full mmcv installed: the shim must be inactive '
                     '(covered by test_shim_inactive_with_compiled_ops)')
 def test_shim_active_on_mmcv_lite():
@@ -69,7 +69,7 @@ def test_shim_inactive_with_compiled_ops():
             pass
     sys.meta_path.insert(0, Finder())
     import importlib.util
-    # load _compat alone (the package __init__ would import mmseg.models,
+    # load the shim module alone (the package __init__ would import mmseg.models,
     # which needs the real compiled ops)
     spec = importlib.util.spec_from_file_location('_compat', %r)
     _compat = importlib.util.module_from_spec(spec)
@@ -80,7 +80,7 @@ def test_shim_inactive_with_compiled_ops():
         sys.modules['mmcv.ops'], '__mmseg_contrast_shim__', False)
     print('INACTIVE-OK')
     '''
-    res = _run_py(code % _compat.__file__)
+    res = _run_py(code % mmcv_ops.__file__)
     assert 'INACTIVE-OK' in res.stdout, res.stderr[-2000:]
 
 
@@ -227,14 +227,14 @@ def test_unsafe_checkpoint_refused(tmp_path):
     path = str(tmp_path / 'evil.pth')
     torch.save({'state_dict': {'w': torch.ones(1)}, 'x': _Evil(marker)},
                path)
-    with pytest.raises(_compat.UnsafeCheckpointError) as exc:
+    with pytest.raises(ckpt_io.UnsafeCheckpointError) as exc:
         CheckpointLoader.load_checkpoint(path, map_location='cpu')
     msg = str(exc.value)
     assert 'Refusing to load checkpoint' in msg and 'system' in msg
-    assert _compat.TRUSTED_ENV in msg
+    assert ckpt_io.TRUSTED_ENV in msg
     assert not marker.exists()
     # init_cfg=Pretrained / load_from go through the same loader
-    with pytest.raises(_compat.UnsafeCheckpointError):
+    with pytest.raises(ckpt_io.UnsafeCheckpointError):
         load_checkpoint(torch.nn.Linear(1, 1), path, map_location='cpu')
     assert not marker.exists()
 
@@ -242,10 +242,10 @@ def test_unsafe_checkpoint_refused(tmp_path):
 def test_trusted_opt_in(tmp_path, monkeypatch):
     path = str(tmp_path / 'frac.pth')
     torch.save({'x': fractions.Fraction(1, 3)}, path)
-    with pytest.raises(_compat.UnsafeCheckpointError, match='Fraction'):
-        _compat.load_checkpoint_file(path)
-    monkeypatch.setenv(_compat.TRUSTED_ENV, '1')
-    assert _compat.load_checkpoint_file(path)['x'] == fractions.Fraction(1, 3)
+    with pytest.raises(ckpt_io.UnsafeCheckpointError, match='Fraction'):
+        ckpt_io.load_checkpoint_file(path)
+    monkeypatch.setenv(ckpt_io.TRUSTED_ENV, '1')
+    assert ckpt_io.load_checkpoint_file(path)['x'] == fractions.Fraction(1, 3)
 
 
 def test_missing_checkpoint_clear_error(tmp_path):
@@ -283,13 +283,13 @@ def test_unsafe_pickle_refused_in_fresh_process(tmp_path):
 # --------------------------------------------------------- pkg_resources
 def test_pkg_resources_backport_matches_mmengine():
     from mmengine.utils import get_installed_path, is_installed
-    assert _compat._importlib_is_installed('mmsegmentation')
+    assert pkg_resources_backport._importlib_is_installed('mmsegmentation')
     assert is_installed('mmsegmentation')
-    assert not _compat._importlib_is_installed('surely-not-a-package-x')
-    assert osp.realpath(_compat._importlib_get_installed_path(
+    assert not pkg_resources_backport._importlib_is_installed('surely-not-a-package-x')
+    assert osp.realpath(pkg_resources_backport._importlib_get_installed_path(
         'mmsegmentation')) == osp.realpath(
             get_installed_path('mmsegmentation'))
-    assert _compat._importlib_package2module('mmsegmentation') == 'mmseg'
+    assert pkg_resources_backport._importlib_package2module('mmsegmentation') == 'mmseg'
 
 
 def test_mmseg_config_resolves_without_pkg_resources(tmp_path):
@@ -322,5 +322,5 @@ def test_getattr_is_restricted(tmp_path):
     in a checkpoint is refused."""
     path = str(tmp_path / 'sneaky.pth')
     torch.save({'x': _SneakyGetattr()}, path)
-    with pytest.raises(_compat.UnsafeCheckpointError, match='tofile'):
-        _compat.load_checkpoint_file(path)
+    with pytest.raises(ckpt_io.UnsafeCheckpointError, match='tofile'):
+        ckpt_io.load_checkpoint_file(path)

@@ -1,4 +1,4 @@
-"""mmseg_contrast._compat_dist: mmengine's pytorch-launcher init and DDP
+"""mmseg_contrast._compat.cpu_dist: mmengine's pytorch-launcher init and DDP
 wrapper on a machine without GPUs (the end-to-end launcher runs are in
 tests/test_tools/test_dist_train_cpu.py)."""
 import os

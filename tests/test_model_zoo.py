@@ -10,7 +10,7 @@ import torch
 import yaml
 from tool_loading import load_tool
 
-from mmseg_contrast.utils.model_zoo import (WEIGHTS_REGEX, find_model,
+from mmseg_contrast.tooling.model_zoo import (find_model, is_hashed_weights_url,
                                             load_model_index)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -27,7 +27,7 @@ def _repo_config(cfg):
 
 
 def test_model_index_and_metafiles():
-    from mmseg_contrast.utils.download import hash_prefix_from_url
+    from mmseg_contrast.checkpoint.download import hash_prefix_from_url
     index = osp.join(REPO, 'model-index.yml')
     with open(index) as f:
         imports = yaml.safe_load(f)['Import']
@@ -53,7 +53,7 @@ def test_model_index_and_metafiles():
             assert m['Weights'] == m['Converted From']['Weights']
             assert m['Converted From']['Code'].startswith('https://')
         elif 'Weights' in m:
-            assert WEIGHTS_REGEX.match(m['Weights']), m['Weights']
+            assert is_hashed_weights_url(m['Weights']), m['Weights']
             assert hash_prefix_from_url(m['Weights']), m['Weights']
         for r in m.get('Results', []):
             assert r['Metrics'] and all(
@@ -79,7 +79,7 @@ AUTHORS = {
 
 
 def test_contrastiveseg_entries():
-    from mmseg_contrast.utils.openseg_convert import OPENSEG_ARCHS
+    from mmseg_contrast.converters.openseg import OPENSEG_ARCHS
     release = 'https://github.com/tfzhou/pretrained_weights/releases/' \
         'download/v0.1/'
     entries = {m['Name']: m for m in load_model_index()
@@ -141,10 +141,10 @@ def test_densecl_weights_load_into_their_configs():
 
 
 def test_weights_regex():
-    assert WEIGHTS_REGEX.match('https://a.b/c/x_20220825-3078723b.pth')
-    assert not WEIGHTS_REGEX.match('https://h.co/densecl_r50_200ep.pth')
-    assert not WEIGHTS_REGEX.match('https://a.b/x-3078723.pth')
-    assert not WEIGHTS_REGEX.match('https://a.b/x-20210302.pth')  # a date
+    assert is_hashed_weights_url('https://a.b/c/x_20220825-3078723b.pth')
+    assert not is_hashed_weights_url('https://h.co/densecl_r50_200ep.pth')
+    assert not is_hashed_weights_url('https://a.b/x-3078723.pth')
+    assert not is_hashed_weights_url('https://a.b/x-20210302.pth')  # a date
 
 
 def test_download_weights_tool(tmp_path):
@@ -176,7 +176,7 @@ def test_download_weights_tool(tmp_path):
         paths = tool.main(['toy', '--dest', str(dest), '--model-index',
                            str(index)])
         assert open(paths[0], 'rb').read() == data
-        from mmseg_contrast.utils.download import ChecksumError
+        from mmseg_contrast.checkpoint.download import ChecksumError
         with pytest.raises(ChecksumError):
             tool.main(['bad', '--dest', str(dest), '--model-index',
                        str(index)])

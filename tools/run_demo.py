@@ -101,7 +101,7 @@ def main(argv=None):
         cwd = os.getcwd()
         os.chdir(REPO_ROOT)  # data/ lives in the repo root
         try:
-            from mmseg_contrast.utils import offline_data
+            from mmseg_contrast.tooling import offline_data
             t0 = time.perf_counter()
             offline_data.prepare_all()
             t_prep = time.perf_counter() - t0

@@ -127,8 +127,8 @@ def main(argv=None):
     os.chdir(REPO)
     import mmseg_contrast  # noqa: F401
     from mmengine.config import Config
-    from mmseg_contrast.utils import offline_data
-    from mmseg_contrast.utils.densecl_convert import \
+    from mmseg_contrast.tooling import offline_data
+    from mmseg_contrast.converters.densecl import \
         convert_densecl_checkpoint
 
     wd = args.work_dir

@@ -4,7 +4,7 @@ Data: the Colin27 single-subject T1 template (``ch2.nii.gz``, 181x217x181 at
 1 mm, RAS) and the AAL parcellation (``aal.nii.gz``: 116 expert-drawn regions,
 same grid) from the Debian package ``mricron-data``. They are turned into 2D
 axial PNG slices by
-:func:`mmseg_contrast.utils.offline_data.prepare_aal_slices`.
+:func:`mmseg_contrast.tooling.offline_data.prepare_aal_slices`.
 
 Class grouping (16 classes). AAL's 116 regions are far too many, too small
 and too similar in appearance for a CPU demo, so they are grouped into the

@@ -1,70 +1,11 @@
-"""Load downloaded checkpoints, converting ContrastiveSeg / openseg ones.
+"""Deprecated: moved to :mod:`mmseg_contrast.checkpoint.openseg_cache`
+(kept for one release); ``save_checkpoint`` is
+:func:`mmseg_contrast.checkpoint.atomic_torch_save`."""
+from mmseg_contrast._deprecated import warn_moved
+from mmseg_contrast.checkpoint.integrity import \
+    atomic_torch_save as save_checkpoint
+from mmseg_contrast.checkpoint.openseg_cache import (converted_cache_path,
+                                                     load_maybe_converted)
 
-Used by the ``http(s)://`` checkpoint loader
-(:func:`mmseg_contrast.utils.download.load_from_http`): a file in the
-authors' layout (:func:`~mmseg_contrast.utils.openseg_convert.
-is_openseg_checkpoint`) is converted once, the conversion is written next to
-the download and reused afterwards.
-"""
-import os
-import os.path as osp
-
-import torch
-
-from . import openseg_convert as oc
-
+warn_moved(__name__, 'mmseg_contrast.checkpoint.openseg_cache')
 __all__ = ['save_checkpoint', 'converted_cache_path', 'load_maybe_converted']
-
-
-def save_checkpoint(obj, dst: str) -> None:
-    """``torch.save`` to ``dst`` atomically (never a half-written file)."""
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    tmp = f'{dst}.tmp{os.getpid()}'
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-
-
-def converted_cache_path(path: str) -> str:
-    """Where the conversion of a downloaded openseg file is cached."""
-    return osp.splitext(path)[0] + '.mmseg.pth'
-
-
-def load_maybe_converted(path: str, map_location=None, check_hash=True):
-    """Load a downloaded checkpoint; an openseg one is converted.
-
-    The conversion is written once next to the download
-    (:func:`converted_cache_path`) and reused while its converter version
-    and source size match, so a second run neither re-reads the source nor
-    converts again. Other checkpoints are returned as loaded. Everything is
-    read with the safe loader.
-    """
-    from mmengine.logging import print_log
-
-    from mmseg_contrast._compat import load_checkpoint_file
-    conv = converted_cache_path(path)
-    size = osp.getsize(path)
-    if osp.isfile(conv):
-        ckpt = load_checkpoint_file(conv, map_location=map_location)
-        meta = ckpt.get('meta', {}).get('openseg', {}) \
-            if isinstance(ckpt, dict) else {}
-        if meta.get('converter_version') == oc.CONVERTER_VERSION and \
-                meta.get('source_bytes') == size:
-            print_log(f'openseg checkpoint: using the cached conversion '
-                      f'{conv}', logger='current')
-            return ckpt
-    ckpt = load_checkpoint_file(path, map_location=map_location,
-                                check_hash=check_hash)
-    if not oc.is_openseg_checkpoint(ckpt):
-        return ckpt
-    out = oc.convert_openseg_checkpoint(ckpt)
-    out['meta']['openseg'].update(source=osp.basename(path),
-                                  source_bytes=size)
-    save_checkpoint(out, conv)
-    print_log('openseg checkpoint converted for mmseg: ' +
-              '; '.join(oc.summary(out['meta']['openseg'])) +
-              f'; cached as {conv}', logger='current')
-    return out

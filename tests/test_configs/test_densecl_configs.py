@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import mmseg_contrast  # noqa: F401
-from mmseg_contrast.utils.densecl_convert import (PartialLoadError,
+from mmseg_contrast.converters.densecl import (PartialLoadError,
                                                   convert_densecl_checkpoint)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -60,7 +60,7 @@ def test_pretrain_configs(path):
 def test_aal_demo_queue_lr_and_logging():
     """The CPU demo's queue fits 82 images, its lr is MoCo's 0.03 / 256
     scaled to the batch, and the iteration schedule logs iterations."""
-    from mmseg_contrast.models.selfsup.densecl import own_image_in_queue_prob
+    from mmseg_contrast.selfsup.densecl import own_image_in_queue_prob
     cfg = Config.fromfile(AAL_PRE)
     bs = cfg.train_dataloader.batch_size
     assert own_image_in_queue_prob(82, cfg.model.queue_len, bs) <= 0.05

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmseg_contrast.datasets.aal_slices import (AAL_CLASSES, AAL_PALETTE,
                                                 AALSliceDataset,
                                                 aal_region_to_class)
-from mmseg_contrast.utils import offline_data
+from mmseg_contrast.tooling import offline_data
 
 DATASET_CFG = 'configs/_base_/datasets/aal_slices.py'
 

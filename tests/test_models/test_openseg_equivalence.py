@@ -26,7 +26,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from mmseg_contrast.utils.openseg_convert import convert_openseg_checkpoint
+from mmseg_contrast.converters.openseg import convert_openseg_checkpoint
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(REPO, 'tests', 'test_utils'))

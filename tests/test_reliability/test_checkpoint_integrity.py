@@ -11,11 +11,11 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from mmseg_contrast.checkpoint_integrity import (CorruptCheckpointError,
+from mmseg_contrast.checkpoint.integrity import (CorruptCheckpointError,
                                                  atomic_torch_save,
                                                  hash_prefix_of,
                                                  verify_checkpoint_file)
-from mmseg_contrast.checkpoint_safety import load_checkpoint_file
+from mmseg_contrast.checkpoint.safety import load_checkpoint_file
 
 
 def _weights():

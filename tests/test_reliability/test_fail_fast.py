@@ -13,7 +13,7 @@ from mmseg.structures import SegDataSample
 from reliab_helpers import TINY_CFG, data_options
 from tool_loading import load_tool
 
-from mmseg_contrast.checkpoint_safety import CheckpointMismatchError
+from mmseg_contrast.checkpoint.safety import CheckpointMismatchError
 from mmseg_contrast.engine.hooks import LabelRangeCheckHook
 from mmseg_contrast.engine.hooks.label_check_hook import find_bad_labels
 from mmseg_contrast.models.losses.pixel_contrast_loss import (

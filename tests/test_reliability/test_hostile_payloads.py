@@ -13,7 +13,7 @@ import torch
 from reliab_helpers import REPO, TINY_CFG, data_options, save_hostile
 from tool_loading import load_tool
 
-from mmseg_contrast.checkpoint_safety import (TRUSTED_ENV,
+from mmseg_contrast.checkpoint.safety import (TRUSTED_ENV,
                                               UnsafeCheckpointError,
                                               load_checkpoint_file)
 
@@ -60,7 +60,7 @@ def test_raw_pickle_is_not_unpickled(tmp_path):
 
     from reliab_helpers import SystemPayload
 
-    from mmseg_contrast.checkpoint_integrity import CorruptCheckpointError
+    from mmseg_contrast.checkpoint.integrity import CorruptCheckpointError
     marker = tmp_path / 'PWNED'
     path = tmp_path / 'raw.pth'
     path.write_bytes(pickle.dumps({'x': SystemPayload(marker)}, protocol=4))
@@ -202,7 +202,7 @@ def test_contrastiveseg2mmseg(evil, tmp_path, capsys):
 
 
 def test_mobilenetv2_converter_file_and_wheel(evil, tmp_path):
-    from mmseg_contrast.utils import offline_data
+    from mmseg_contrast.tooling import offline_data
     path, _ = evil
     tool = load_tool('model_converters/mobilenetv2_deepsort2mmseg.py')
     dst = tmp_path / 'mnv2.pth'

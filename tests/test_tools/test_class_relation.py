@@ -7,7 +7,7 @@ import torch
 from tool_helpers import CONFIG, CONTRAST_OPTIONS, cli_options
 from tool_loading import load_tool
 
-from mmseg_contrast.utils.embedding_analysis import class_relation
+from mmseg_contrast.tooling.embedding_analysis import class_relation
 
 relation = load_tool('analysis/class_relation.py')
 
@@ -57,7 +57,7 @@ def test_semi_supervised_reco_checkpoint(tmp_path, aal_root):
     from mmengine.config import Config
     from mmseg.registry import MODELS
 
-    from mmseg_contrast.utils.embedding_analysis import init_segmentor
+    from mmseg_contrast.tooling.embedding_analysis import init_segmentor
     cfg_file = osp.join(osp.dirname(CONFIG), '..', 'reco',
                         'deeplabv3_mnv2_reco-classmix_5pct-aal_cpu.py')
     cfg = Config.fromfile(cfg_file)
@@ -79,7 +79,7 @@ def test_semi_supervised_reco_checkpoint(tmp_path, aal_root):
 
 
 def test_reco_negative_distribution():
-    from mmseg_contrast.utils.embedding_analysis import \
+    from mmseg_contrast.tooling.embedding_analysis import \
         reco_negative_distribution
     cos = np.array([[1.0, 0.8, -0.2], [0.8, 1.0, 0.1], [-0.2, 0.1, 1.0]])
     p = reco_negative_distribution(cos, tau=0.5)

@@ -16,7 +16,7 @@ from scipy import stats
 from tool_helpers import REPO
 from tool_loading import load_tool
 
-from mmseg_contrast.utils.paired_stats import arm_stats, paired_stats
+from mmseg_contrast.tooling.paired_stats import arm_stats, paired_stats
 
 compare = load_tool('analysis/compare_runs.py')
 lib = sys.modules['_compare_lib']

@@ -7,9 +7,9 @@ import torch
 from tool_helpers import CONFIG, CONTRAST_OPTIONS
 from tool_loading import load_tool
 
-from mmseg_contrast._compat import load_checkpoint_file
-from mmseg_contrast.utils.embedding_analysis import CheckpointMismatchError
-from mmseg_contrast.utils.publish import is_memory_key, strip_checkpoint
+from mmseg_contrast.checkpoint import load_checkpoint_file
+from mmseg_contrast.tooling.embedding_analysis import CheckpointMismatchError
+from mmseg_contrast.tooling.publish import is_memory_key, strip_checkpoint
 
 publish = load_tool('misc/publish_model.py')
 

@@ -45,7 +45,7 @@ def test_last_metrics(demo, tmp_path):
 def test_pretrain_defaults_fit_the_dataset(demo):
     """Queue of one batch and the linearly scaled MoCo lr by default."""
     from mmengine.config import Config
-    from mmseg_contrast.models.selfsup.densecl import own_image_in_queue_prob
+    from mmseg_contrast.selfsup.densecl import own_image_in_queue_prob
     args = demo.parse_args([])
     assert args.queue_len == 16 and args.pretrain_batch_size == 16
     assert own_image_in_queue_prob(82, args.queue_len,

@@ -6,7 +6,7 @@ import torch
 from tool_helpers import CONFIG, CONTRAST_OPTIONS, cli_options
 from tool_loading import load_tool
 
-from mmseg_contrast.utils.embedding_analysis import (CheckpointMismatchError,
+from mmseg_contrast.tooling.embedding_analysis import (CheckpointMismatchError,
                                                      build_dataloader,
                                                      collect_embeddings,
                                                      init_segmentor,
@@ -61,7 +61,7 @@ def test_tsne_side_by_side(tmp_path, aal_options, ce_ckpt, contrast_ckpt):
     # use the pre-classifier feature
     assert {s[1] for s in summary} == {'feature'}
     # classes in the plot = classes in the first 4 val label maps
-    from mmseg_contrast.utils.offline_data import prepare_aal_slices
+    from mmseg_contrast.tooling.offline_data import prepare_aal_slices
     import glob
     from PIL import Image
     root = prepare_aal_slices()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from mmseg_contrast.utils.densecl_convert import (PartialLoadError,
+from mmseg_contrast.converters.densecl import (PartialLoadError,
                                                   convert_densecl_checkpoint,
                                                   detect_format,
                                                   extract_backbone_state_dict)

@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 from local_http_server import FileServer
 
-from mmseg_contrast._compat import UnsafeCheckpointError
-from mmseg_contrast.utils.download import (ChecksumError, DownloadError,
+from mmseg_contrast.checkpoint import UnsafeCheckpointError
+from mmseg_contrast.checkpoint.download import (ChecksumError, DownloadError,
                                            download_checkpoint,
                                            hash_prefix_from_url,
                                            load_from_http, url_cache_path)
@@ -273,7 +273,7 @@ def _dist_worker(rank, world_size, port, url, model_dir, result_dir):
     dist.init_process_group('gloo', rank=rank, world_size=world_size)
     try:
         import mmseg_contrast  # noqa: F401
-        from mmseg_contrast.utils.download import load_from_http as load
+        from mmseg_contrast.checkpoint.download import load_from_http as load
         ckpt = load(url, model_dir=model_dir)
         torch.save(ckpt['state_dict'], osp.join(result_dir, f'{rank}.pt'))
     finally:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmseg_contrast.utils import offline_data
+from mmseg_contrast.tooling import offline_data
 
 
 def _png_values(path):

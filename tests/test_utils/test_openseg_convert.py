@@ -10,8 +10,8 @@ from openseg_layout import ARCHS, deterministic_tensor, load_manifest
 from tool_loading import load_tool
 
 from mmseg_contrast.utils import openseg_convert as oc
-from mmseg_contrast.utils.openseg_cache import load_maybe_converted
-from mmseg_contrast.utils.openseg_convert import (OpenSegLayoutError,
+from mmseg_contrast.checkpoint.openseg_cache import load_maybe_converted
+from mmseg_contrast.converters.openseg import (OpenSegLayoutError,
                                                   convert_openseg_checkpoint,
                                                   is_openseg_checkpoint)
 

@@ -32,7 +32,7 @@ def build_report(arms, seeds, records, metric, protocol, confidence=0.95,
         protocol: dict recorded as is (seeds, schedule, launcher, ...).
         dataset: dataset label of the comparisons.
     """
-    from mmseg_contrast.utils.paired_stats import arm_stats, paired_stats
+    from mmseg_contrast.tooling.paired_stats import arm_stats, paired_stats
     key = metric.lower()
     values = {a.name: [metric_value(records[(a.name, s)], metric)
                        for s in seeds] for a in arms}

@@ -38,7 +38,7 @@ from _compare_lib import (ArmSpec, CompareError, load_config,  # noqa
                           write_json)
 from compare_runs import run_comparison  # noqa: E402
 
-from mmseg_contrast.utils.offline_data import _lock  # noqa: E402
+from mmseg_contrast.tooling.offline_data import _lock  # noqa: E402
 
 B = 'configs/bench/deeplabv3_mnv2_'
 FC = 'fashion_canvas ({n} labelled / {u} unlabelled train canvases, 500 test)'
@@ -156,7 +156,7 @@ def _densecl_pretrain(wd, seed, n):
 def suite_entry(name, report, dataset):
     """The suite's entry for one comparison report (per-seed values
     first; the summary recomputed from them)."""
-    from mmseg_contrast.utils.paired_stats import arm_stats, paired_stats
+    from mmseg_contrast.tooling.paired_stats import arm_stats, paired_stats
     comp = report['comparisons'][0]
     base, meth = comp['baseline_miou'], comp['method_miou']
     ps = paired_stats(base, meth)

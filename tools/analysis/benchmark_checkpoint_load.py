@@ -22,9 +22,9 @@ sys.path.insert(
 import torch  # noqa: E402
 
 import mmseg_contrast  # noqa: E402,F401
-from mmseg_contrast.checkpoint_integrity import \
+from mmseg_contrast.checkpoint.integrity import \
     verify_checkpoint_file  # noqa: E402
-from mmseg_contrast.checkpoint_safety import \
+from mmseg_contrast.checkpoint.safety import \
     load_checkpoint_file  # noqa: E402
 
 

@@ -131,7 +131,7 @@ def plot_dendrogram(names, Z, colors, title, out):
 
 
 def main(argv=None):
-    from mmseg_contrast.utils.embedding_analysis import (
+    from mmseg_contrast.tooling.embedding_analysis import (
         build_dataloader, class_relation, collect_embeddings, init_segmentor,
         palette_colors, reco_negative_distribution)
     args = parse_args(argv)

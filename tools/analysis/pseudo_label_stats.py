@@ -138,7 +138,7 @@ def format_table(entry):
 
 
 def main(argv=None):
-    from mmseg_contrast.utils.embedding_analysis import (build_dataloader,
+    from mmseg_contrast.tooling.embedding_analysis import (build_dataloader,
                                                          decode_head_of,
                                                          init_segmentor)
     args = parse_args(argv)

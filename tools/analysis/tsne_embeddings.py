@@ -65,7 +65,7 @@ def parse_args(argv=None):
 
 
 def embed_model(config, checkpoint, args):
-    from mmseg_contrast.utils.embedding_analysis import (build_dataloader,
+    from mmseg_contrast.tooling.embedding_analysis import (build_dataloader,
                                                          collect_embeddings,
                                                          init_segmentor)
     model, cfg = init_segmentor(config, checkpoint, args.cfg_options,
@@ -140,7 +140,7 @@ def plot(panels, classes, colors, out):
 def main(argv=None):
     import numpy as np
 
-    from mmseg_contrast.utils.embedding_analysis import palette_colors
+    from mmseg_contrast.tooling.embedding_analysis import palette_colors
     args = parse_args(argv)
     runs = [(args.config, args.checkpoint)]
     if args.compare:

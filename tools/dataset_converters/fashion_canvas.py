@@ -187,7 +187,7 @@ def build_fashion_canvas(src_dir, out_dir):
 
 def prepare_fashion_canvas(data_root='data'):
     """``data_root/fashion_canvas`` (cached; rebuilt only when missing)."""
-    from mmseg_contrast.utils import offline_data
+    from mmseg_contrast.tooling import offline_data
     root = osp.join(data_root, 'fashion_canvas')
 
     def build(tmp):

@@ -20,7 +20,7 @@ import time
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO_ROOT)
 
-from mmseg_contrast.utils import offline_data  # noqa: E402
+from mmseg_contrast.tooling import offline_data  # noqa: E402
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from fashion_canvas import prepare_fashion_canvas  # noqa: E402
 

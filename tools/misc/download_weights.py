@@ -6,7 +6,7 @@
 Resolves ``Weights`` of each model in ``model-index.yml``, downloads it into
 the torch hub cache (or ``--dest``) with the checksum in the file name
 verified and partial downloads resumed (see
-``mmseg_contrast/utils/download.py``), and prints the local path and the
+``mmseg_contrast/checkpoint/download.py``), and prints the local path and the
 config to use it with. An already cached file is verified and reused
 without network access. Entries ``Converted From`` another code base (the
 ContrastiveSeg authors' checkpoints) are converted to mmseg keys, and the
@@ -32,8 +32,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from mmseg_contrast.utils.download import download_checkpoint
-    from mmseg_contrast.utils.model_zoo import find_model, load_model_index
+    from mmseg_contrast.checkpoint.download import download_checkpoint
+    from mmseg_contrast.tooling.model_zoo import find_model, load_model_index
     args = parse_args(argv)
     if args.list or not args.names:
         for m in load_model_index(args.model_index):
@@ -48,7 +48,7 @@ def main(argv=None):
         path = download_checkpoint(m['Weights'], model_dir=args.dest,
                                    retries=args.retries)
         if m.get('Converted From'):  # e.g. the ContrastiveSeg authors' files
-            from mmseg_contrast.utils.openseg_cache import (
+            from mmseg_contrast.checkpoint.openseg_cache import (
                 converted_cache_path, load_maybe_converted)
             load_maybe_converted(path, map_location='cpu')
             if osp.isfile(converted_cache_path(path)):

@@ -48,7 +48,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from mmseg_contrast.utils.publish import publish_checkpoint
+    from mmseg_contrast.tooling.publish import publish_checkpoint
     args = parse_args(argv)
     out = args.out_file
     if out is None:
@@ -62,7 +62,7 @@ def main(argv=None):
         args.in_file, out, strip_proj=args.strip_proj,
         semi_branch=args.semi_branch, date=args.date)
     if args.config:
-        from mmseg_contrast.utils.embedding_analysis import init_segmentor
+        from mmseg_contrast.tooling.embedding_analysis import init_segmentor
         try:
             init_segmentor(args.config, final, args.cfg_options)
         except Exception:

@@ -3,7 +3,7 @@
 The authors' released Cityscapes checkpoints (HRNet-W48 and DeepLabV3 on the
 deep-stem ResNet-101, each CE-only and with pixel contrast) are recognised
 from their keys; every tensor is mapped or the conversion is refused (see
-``mmseg_contrast/utils/openseg_convert.py``). The source is read with the
+``mmseg_contrast/converters/openseg.py``). The source is read with the
 project's safe loader. By default the result is loaded strictly into the
 matching config's model before it is written (``--no-verify`` skips that).
 
@@ -27,10 +27,10 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 import mmseg_contrast  # noqa: E402,F401
-from mmseg_contrast._compat import (UnsafeCheckpointError,  # noqa: E402
+from mmseg_contrast.checkpoint import (UnsafeCheckpointError,  # noqa: E402
                                     load_checkpoint_file)
-from mmseg_contrast.utils.openseg_cache import save_checkpoint  # noqa: E402
-from mmseg_contrast.utils.openseg_convert import (  # noqa: E402
+from mmseg_contrast.checkpoint import atomic_torch_save  # noqa: E402
+from mmseg_contrast.converters.openseg import (  # noqa: E402
     OpenSegLayoutError, convert_openseg_checkpoint, summary)
 
 
@@ -84,7 +84,7 @@ def main(argv=None):
                   f'{config}: {e}', file=sys.stderr)
             return 1
         print(f'verified: loads strictly into {config}')
-    save_checkpoint(out, args.dst)
+    atomic_torch_save(out, args.dst)
     for line in summary(meta):
         print(line)
     print(f"saved {len(out['state_dict'])} tensors to {args.dst}")

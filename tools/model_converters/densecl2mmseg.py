@@ -31,7 +31,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
 import mmseg_contrast  # noqa: E402,F401
-from mmseg_contrast.utils.densecl_convert import (  # noqa: E402
+from mmseg_contrast.converters.densecl import (  # noqa: E402
     PartialLoadError, convert_densecl_checkpoint)
 
 

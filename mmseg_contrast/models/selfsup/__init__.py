@@ -1,6 +1,5 @@
-"""Self-supervised pre-training modules registered into **mmpretrain's**
-registries (pre-training configs run with ``default_scope='mmpretrain'``)."""
-from .densecl import (CheckedDenseCL, DenseCLConfigError,  # noqa: F401
-                      check_densecl_backbone_output, check_densecl_queue,
-                      check_densecl_static)
-from .seg_backbones import SegMobileNetV2  # noqa: F401
+"""Deprecated alias of :mod:`mmseg_contrast.selfsup`
+(kept for one release)."""
+from mmseg_contrast._deprecated import alias_module
+
+alias_module(__name__, 'mmseg_contrast.selfsup')

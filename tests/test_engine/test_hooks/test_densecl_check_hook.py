@@ -10,7 +10,7 @@ from mmengine.registry import DefaultScope
 from torch.utils.data import DataLoader, Dataset
 
 import mmseg_contrast  # noqa: F401
-from mmseg_contrast.models.selfsup import DenseCLConfigError
+from mmseg_contrast.selfsup import DenseCLConfigError
 
 
 class _Views(Dataset):
@@ -110,7 +110,7 @@ def _simulated_own_key_rate(n, queue_len, batch, steps=1500, seed=0):
 
 
 def test_own_image_in_queue_probability():
-    from mmseg_contrast.models.selfsup.densecl import (
+    from mmseg_contrast.selfsup.densecl import (
         own_image_in_queue_prob, suggest_queue_len)
     # the numbers quoted in the docs
     assert own_image_in_queue_prob(82, 64, 16) == pytest.approx(0.381,

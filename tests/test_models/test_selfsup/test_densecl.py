@@ -8,7 +8,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 
 import mmseg_contrast  # noqa: F401
-from mmseg_contrast.models.selfsup import (DenseCLConfigError,
+from mmseg_contrast.selfsup import (DenseCLConfigError,
                                            check_densecl_queue)
 
 
@@ -168,7 +168,6 @@ def _ddp_worker(rank, world_size, port, out_dir):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('gloo', rank=rank, world_size=world_size)
     torch.set_num_threads(1)
-    import mmseg_contrast  # noqa: F401
     result = {}
     try:
         torch.manual_seed(rank)

@@ -148,8 +148,7 @@ def test_weights_regex():
 
 
 def test_download_weights_tool(tmp_path):
-    sys.path.insert(0, osp.join(REPO, 'tests', 'test_utils'))
-    from local_http_server import FileServer
+    from helpers.local_http_server import FileServer
     tool = load_tool('misc/download_weights.py')
     data = b'not really a checkpoint, but bytes with a known hash' * 100
     name = f'toy_20260101-{hashlib.sha256(data).hexdigest()[:8]}.pth'

@@ -97,7 +97,6 @@ def main(argv=None):
 
     t_prep = 0.0
     if not args.skip_prepare:
-        sys.path.insert(0, REPO_ROOT)
         cwd = os.getcwd()
         os.chdir(REPO_ROOT)  # data/ lives in the repo root
         try:

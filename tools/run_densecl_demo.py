@@ -26,7 +26,6 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 PRETRAIN_CFG = 'configs/densecl/densecl_mnv2_1xb16-coslr-1k_aal-128x128.py'
 DENSECL_FT_CFG = 'configs/densecl/deeplabv3_mnv2_densecl-aal-pre_aal_cpu.py'
@@ -125,11 +124,11 @@ def _finetune_cfg(path, iters, work_dir, seed=0):
 def main(argv=None):
     args = parse_args(argv)
     os.chdir(REPO)
-    import mmseg_contrast  # noqa: F401
     from mmengine.config import Config
+
+    import mmseg_contrast  # noqa: F401
+    from mmseg_contrast.converters.densecl import convert_densecl_checkpoint
     from mmseg_contrast.tooling import offline_data
-    from mmseg_contrast.converters.densecl import \
-        convert_densecl_checkpoint
 
     wd = args.work_dir
     os.makedirs(wd, exist_ok=True)

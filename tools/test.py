@@ -3,16 +3,13 @@ import argparse
 import os
 import os.path as osp
 
-import sys
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 # First project import: applies the compatibility layer (mmcv-lite ops shim,
 # safe checkpoint loading, pkg_resources) and registers every module, before
 # the config (and its `mmseg::` bases) is parsed.
-import mmseg_contrast  # noqa: E402,F401
-
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+import mmseg_contrast  # noqa: F401
 
 
 # TODO: support fuse_conv_bn, visualization, and format_only

@@ -3,7 +3,7 @@
 The reference outputs in ``tests/data/openseg/reference.npz`` were computed
 once by the authors' own model code (``HRNet_W48_CONTRAST``, ``HRNet_W48``,
 ``DeepLabV3Contrast``, ``DeepLabV3`` of ``tfzhou/ContrastiveSeg``) in eval
-mode, with the deterministic weights of ``tests/test_utils/openseg_layout.py``
+mode, with the deterministic weights of ``tests/helpers/openseg_layout.py``
 on a fixed 68x132 BGR image normalised by their Cityscapes configs. Here the
 same weights, in the authors' key layout with the ``module.`` prefix, go
 through the converter, load strictly into the ``configs/pixel_contrast/
@@ -29,8 +29,7 @@ from mmseg.structures import SegDataSample
 from mmseg_contrast.converters.openseg import convert_openseg_checkpoint
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tests', 'test_utils'))
-import openseg_layout as L  # noqa: E402
+from helpers import openseg_layout as L  # noqa: E402
 
 CFG = osp.join(REPO, 'configs', 'pixel_contrast')
 CONFIGS = {

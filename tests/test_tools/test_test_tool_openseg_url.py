@@ -3,7 +3,7 @@
 A local HTTP server on 127.0.0.1 serves a checkpoint in the ContrastiveSeg
 authors' layout (``{'config_dict', 'state_dict'}``, ``module.`` keys, the
 HRNet-W48 CE model with the deterministic weights of
-``tests/test_utils/openseg_layout.py``) under the released file name. The
+``tests/helpers/openseg_layout.py``) under the released file name. The
 first run downloads it (the connection drops halfway: the transfer is
 retried and resumed with a Range request), detects the layout, converts and
 caches the conversion, and evaluates on a one-image Cityscapes-layout
@@ -18,9 +18,8 @@ import cv2
 import numpy as np
 from tool_helpers import REPO
 
-sys.path.insert(0, os.path.join(REPO, 'tests', 'test_utils'))
-from local_http_server import FileServer  # noqa: E402
-from openseg_layout import openseg_checkpoint_bytes  # noqa: E402
+from helpers.local_http_server import FileServer  # noqa: E402
+from helpers.openseg_layout import openseg_checkpoint_bytes  # noqa: E402
 
 CONFIG = 'configs/pixel_contrast/fcn_hr48_openseg_4xb2-40k_cityscapes-512x1024.py'  # noqa: E501
 URL_PATH = '/tfzhou/pretrained_weights/releases/download/v0.1/' \

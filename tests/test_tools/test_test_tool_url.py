@@ -9,8 +9,7 @@ import sys
 
 from tool_helpers import CONFIG, REPO
 
-sys.path.insert(0, osp.join(REPO, 'tests', 'test_utils'))
-from local_http_server import FileServer  # noqa: E402
+from helpers.local_http_server import FileServer  # noqa: E402
 
 
 def test_test_tool_downloads_checkpoint_url(tmp_path, ce_ckpt, aal_root):

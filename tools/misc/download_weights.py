@@ -14,11 +14,8 @@ path printed is the converted file.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-import mmseg_contrast  # noqa: E402,F401
+import mmseg_contrast  # noqa: F401
 
 
 def parse_args(argv=None):
@@ -49,7 +46,9 @@ def main(argv=None):
                                    retries=args.retries)
         if m.get('Converted From'):  # e.g. the ContrastiveSeg authors' files
             from mmseg_contrast.checkpoint.openseg_cache import (
-                converted_cache_path, load_maybe_converted)
+                converted_cache_path,
+                load_maybe_converted,
+            )
             load_maybe_converted(path, map_location='cpu')
             if osp.isfile(converted_cache_path(path)):
                 path = converted_cache_path(path)

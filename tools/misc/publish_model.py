@@ -15,13 +15,10 @@ The output stem defaults to the config stem when ``--config`` is given.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-import mmseg_contrast  # noqa: E402,F401  (compat layer + registration)
+from mmengine.config import DictAction
 
-from mmengine.config import DictAction  # noqa: E402
+import mmseg_contrast  # noqa: F401  (compat layer + registration)
 
 
 def parse_args(argv=None):

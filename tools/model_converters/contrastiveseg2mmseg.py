@@ -24,14 +24,18 @@ import os.path as osp
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
 
-import mmseg_contrast  # noqa: E402,F401
-from mmseg_contrast.checkpoint import (UnsafeCheckpointError,  # noqa: E402
-                                    load_checkpoint_file)
-from mmseg_contrast.checkpoint import atomic_torch_save  # noqa: E402
-from mmseg_contrast.converters.openseg import (  # noqa: E402
-    OpenSegLayoutError, convert_openseg_checkpoint, summary)
+import mmseg_contrast  # noqa: F401
+from mmseg_contrast.checkpoint import (
+    UnsafeCheckpointError,
+    atomic_torch_save,
+    load_checkpoint_file,
+)
+from mmseg_contrast.converters.openseg import (
+    OpenSegLayoutError,
+    convert_openseg_checkpoint,
+    summary,
+)
 
 
 def parse_args(argv=None):

@@ -24,15 +24,13 @@ Examples::
         --config configs/densecl/fcn_r50-d8_densecl-in1k-pre_4xb4-20k_voc12aug-512x512.py  # noqa: E501
 """
 import argparse
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
-
-import mmseg_contrast  # noqa: E402,F401
-from mmseg_contrast.converters.densecl import (  # noqa: E402
-    PartialLoadError, convert_densecl_checkpoint)
+import mmseg_contrast  # noqa: F401
+from mmseg_contrast.converters.densecl import (
+    PartialLoadError,
+    convert_densecl_checkpoint,
+)
 
 
 def parse_args(argv=None):

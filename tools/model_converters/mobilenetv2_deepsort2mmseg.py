@@ -11,20 +11,15 @@ cache. DST gets ``{'state_dict': ...}`` with plain tensors. The key mapping is
 import argparse
 import io
 import os.path as osp
-import sys
 import zipfile
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO_ROOT)
 
-import mmseg_contrast  # noqa: E402,F401  (compat layer: safe loading)
-from mmseg_contrast.checkpoint.integrity import \
-    atomic_torch_save  # noqa: E402
-from mmseg_contrast.checkpoint.safety import \
-    load_checkpoint_file  # noqa: E402
-from mmseg_contrast.tooling import offline_data  # noqa: E402
-from mmseg_contrast.converters.mobilenetv2 import \
-    convert_deepsort_mobilenetv2  # noqa: E402
+import mmseg_contrast  # noqa: F401  (compat layer: safe loading)
+from mmseg_contrast.checkpoint.integrity import atomic_torch_save
+from mmseg_contrast.checkpoint.safety import load_checkpoint_file
+from mmseg_contrast.converters.mobilenetv2 import convert_deepsort_mobilenetv2
+from mmseg_contrast.tooling import offline_data
 
 
 def load_source(src):

@@ -15,10 +15,7 @@ from mmengine.logging import MessageHub
 from mmseg_contrast.engine.hooks import MeanTeacherHook
 from mmseg_contrast.engine.hooks.mean_teacher_hook import ema_weight_on_first
 
-sys.path.insert(
-    0, osp.join(osp.dirname(__file__), '..', '..', 'test_models',
-                'test_segmentors'))
-from semi_helpers import make_batch, quiet_init, semi_cfg  # noqa: E402
+from helpers.semi_helpers import make_batch, quiet_init, semi_cfg  # noqa: E402
 
 
 class _Toy(nn.Module):

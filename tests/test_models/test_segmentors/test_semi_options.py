@@ -7,7 +7,7 @@ import torch
 from mmengine.optim import OptimWrapper
 
 from mmseg.registry import MODELS
-from semi_helpers import NUM_CLASSES, make_batch, quiet_init, semi_cfg
+from helpers.semi_helpers import NUM_CLASSES, make_batch, quiet_init, semi_cfg
 
 REF_AUG = dict(scale=(0.5, 1.5), blur_prob=0.5, blur_sigma=(0.15, 1.15),
                flip_prob=0.5)

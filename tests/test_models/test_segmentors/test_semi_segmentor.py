@@ -10,7 +10,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.runner import load_checkpoint, save_checkpoint
 
 from mmseg.registry import MODELS
-from semi_helpers import (NUM_CLASSES, make_batch, quiet_init, semi_cfg,
+from helpers.semi_helpers import (NUM_CLASSES, make_batch, quiet_init, semi_cfg,
                           tiny_segmentor_cfg)
 
 

@@ -10,12 +10,14 @@ import zipfile
 
 import pytest
 import torch
-from reliab_helpers import REPO, TINY_CFG, data_options, save_hostile
+from helpers.reliab_helpers import TINY_CFG, data_options, save_hostile
 from tool_loading import load_tool
 
-from mmseg_contrast.checkpoint.safety import (TRUSTED_ENV,
-                                              UnsafeCheckpointError,
-                                              load_checkpoint_file)
+from mmseg_contrast.checkpoint.safety import (
+    TRUSTED_ENV,
+    UnsafeCheckpointError,
+    load_checkpoint_file,
+)
 
 
 @pytest.fixture
@@ -58,7 +60,7 @@ def test_payloads_are_live_when_trusted(tmp_path, monkeypatch):
 def test_raw_pickle_is_not_unpickled(tmp_path):
     import pickle
 
-    from reliab_helpers import SystemPayload
+    from helpers.reliab_helpers import SystemPayload
 
     from mmseg_contrast.checkpoint.integrity import CorruptCheckpointError
     marker = tmp_path / 'PWNED'
@@ -104,8 +106,8 @@ def test_url_loader(evil, tmp_path, monkeypatch):
     """``http(s)://`` (and the schemes resolving to URLs): the verified
     download is read with the safe loader."""
     import hashlib
-    sys.path.insert(0, osp.join(REPO, 'tests', 'test_utils'))
-    from local_http_server import FileServer
+
+    from helpers.local_http_server import FileServer
     from mmengine.runner import CheckpointLoader
     path, _ = evil
     monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'hub'))

@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
-from openseg_layout import ARCHS, deterministic_tensor, load_manifest
+from helpers.openseg_layout import ARCHS, deterministic_tensor, load_manifest
 from tool_loading import load_tool
 
 from mmseg_contrast.utils import openseg_convert as oc

@@ -11,10 +11,12 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from mmseg_contrast.checkpoint.integrity import (CorruptCheckpointError,
-                                                 atomic_torch_save,
-                                                 hash_prefix_of,
-                                                 verify_checkpoint_file)
+from mmseg_contrast.checkpoint.integrity import (
+    CorruptCheckpointError,
+    atomic_torch_save,
+    hash_prefix_of,
+    verify_checkpoint_file,
+)
 from mmseg_contrast.checkpoint.safety import load_checkpoint_file
 
 

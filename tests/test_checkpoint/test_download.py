@@ -8,13 +8,17 @@ import warnings
 import pytest
 import torch
 import torch.nn as nn
-from local_http_server import FileServer
+from helpers.local_http_server import FileServer
 
 from mmseg_contrast.checkpoint import UnsafeCheckpointError
-from mmseg_contrast.checkpoint.download import (ChecksumError, DownloadError,
-                                           download_checkpoint,
-                                           hash_prefix_from_url,
-                                           load_from_http, url_cache_path)
+from mmseg_contrast.checkpoint.download import (
+    ChecksumError,
+    DownloadError,
+    download_checkpoint,
+    hash_prefix_from_url,
+    load_from_http,
+    url_cache_path,
+)
 
 
 def _ckpt_bytes(seed=0, extra=None):
@@ -282,6 +286,7 @@ def _dist_worker(rank, world_size, port, url, model_dir, result_dir):
 
 def test_rank0_downloads_first_under_ddp(server, tmp_path):
     import socket
+
     import torch.multiprocessing as mp
     data, model = _ckpt_bytes()
     path = _named(data)

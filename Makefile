@@ -2,6 +2,7 @@
 #   make demo   - create .venv, install the pinned stack, fetch the offline
 #                 data + weights, train and evaluate the CPU demo, print mIoU
 #   make test   - same set-up, then the test suite
+#   make lint   - ruff (flake8 + isort rules, ruff.toml) on the whole tree
 # Set-up is idempotent and cached: a second run reinstalls/re-downloads nothing.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,7 +13,7 @@ MMCV_STAMP := $(VENV)/.mmcv-full-installed
 REQS := requirements/runtime.txt requirements/mminstall.txt requirements/tests.txt setup.py
 PYTEST_ARGS ?=
 
-.PHONY: install data demo test mmcv-full clean-venv
+.PHONY: install data demo test lint mmcv-full clean-venv
 
 install: $(STAMP)
 
@@ -31,6 +32,9 @@ demo: data
 
 test: data
 	$(VPY) -m pytest tests $(PYTEST_ARGS)
+
+lint: install
+	$(VPY) -m ruff check --no-cache .
 
 # Optional: full mmcv with compiled ops (~35 min build on 2 cores).
 mmcv-full: install

@@ -20,9 +20,8 @@
 #   its early plateau (3.07 -> 3.00 from iteration 50 to 300; 1200
 #   iterations: 2.78) and the seed-0 fine-tune at val mIoU 19.18 (1200:
 #   20.23; configs/bench/README.md).
-_base_ = ['mmpretrain::_base_/default_runtime.py']
+_base_ = ['../densecl/_base_/densecl_mnv2_cpu.py']
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
-default_scope = 'mmpretrain'
 
 crop = 64
 batch_size = 32
@@ -32,33 +31,11 @@ warmup_iters = max_iters // 10
 base_lr = 0.03 * batch_size / 256
 
 model = dict(
-    type='CheckedDenseCL',
     queue_len=queue_len,
-    feat_dim=128,
-    momentum=0.01,  # mmengine EMA convention: MoCo m = 0.99 (short schedule)
-    loss_lambda=0.5,
-    data_preprocessor=dict(
-        type='SelfSupDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
     backbone=dict(
         type='SegMobileNetV2',  # mmseg MobileNetV2, tuple output
-        widen_factor=1.,
         strides=(1, 2, 2, 1, 1, 1, 1),
-        dilations=(1, 1, 1, 2, 2, 4, 4),
-        out_indices=(6, ),
-        norm_cfg=dict(type='BN', requires_grad=True)),
-    neck=dict(
-        type='DenseCLNeck',
-        in_channels=320,
-        hid_channels=512,
-        out_channels=128,
-        num_grid=None),
-    head=dict(
-        type='ContrastiveHead',
-        loss=dict(type='CrossEntropyLoss'),
-        temperature=0.2))
+        dilations=(1, 1, 1, 2, 2, 4, 4)))
 
 # MoCo-v2 views for grey canvases: no saturation / hue jitter or grayscale
 # (no-ops on grey images); a horizontal flip preserves every class here.
@@ -79,24 +56,15 @@ train_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=batch_size,
-    num_workers=1,
-    persistent_workers=True,
-    drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
     dataset=dict(
-        type='SegImagesDataset',
         seg_dataset=dict(
             type='FashionCanvasDataset',
             data_root='data/fashion_canvas',
-            data_prefix=dict(
-                img_path='img_dir/train', seg_map_path='ann_dir/train'),
             ann_file='splits/train_unlabeled_20_seed0.txt'),
         pipeline=train_pipeline))
 
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=base_lr, weight_decay=1e-4, momentum=0.9))
+optim_wrapper = dict(optimizer=dict(lr=base_lr))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
          end=warmup_iters),
@@ -104,15 +72,5 @@ param_scheduler = [
          by_epoch=False, begin=warmup_iters, end=max_iters)
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
-custom_hooks = [dict(type='DenseCLCheckHook')]
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters,
-                    max_keep_ckpts=1))
-log_processor = dict(by_epoch=False)
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='gloo'))
-find_unused_parameters = True
-randomness = dict(seed=0)
+    logger=dict(interval=50), checkpoint=dict(interval=max_iters))

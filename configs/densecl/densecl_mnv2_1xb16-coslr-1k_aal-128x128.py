@@ -1,7 +1,8 @@
 # DenseCL pre-training (mmpretrain 1.2.0's DenseCL, checked by
 # CheckedDenseCL/DenseCLCheckHook) of the demo's MobileNetV2 on the *images*
 # of the AAL slice dataset (labels unused), on CPU.
-#   python tools/train.py configs/densecl/densecl_mnv2_1xb16-coslr-1k_aal-128x128.py
+#   python tools/train.py \
+#       configs/densecl/densecl_mnv2_1xb16-coslr-1k_aal-128x128.py
 # or the whole demo (pre-train, convert, fine-tune, evaluate):
 #   python tools/run_densecl_demo.py
 # Runs in mmpretrain's scope with mmpretrain's MobileNetV2 (same parameter
@@ -10,9 +11,8 @@
 # converted weights load into the fine-tuning config with zero missing keys.
 # Pre-trained at output stride 32 (4x4 dense grid for 128x128 crops); the
 # weights do not depend on the strides/dilations fine-tuning uses.
-_base_ = ['mmpretrain::_base_/default_runtime.py']
+_base_ = ['./_base_/densecl_mnv2_cpu.py']
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
-default_scope = 'mmpretrain'
 
 crop = 128  # 4x4 dense grid at output stride 32 (7x7 at 224 in the paper)
 batch_size = 16
@@ -27,32 +27,7 @@ base_lr = 0.03
 lr = base_lr * batch_size / 256
 max_iters = 1000
 
-model = dict(
-    type='CheckedDenseCL',
-    queue_len=queue_len,
-    feat_dim=128,
-    momentum=0.01,  # mmengine EMA convention: MoCo m = 0.99 (short schedule)
-    loss_lambda=0.5,
-    data_preprocessor=dict(
-        type='SelfSupDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        to_rgb=True),
-    backbone=dict(
-        type='MobileNetV2',
-        widen_factor=1.,
-        out_indices=(6, ),  # layer7 (320 ch); 7 would be conv2 (1280 ch)
-        norm_cfg=dict(type='BN', requires_grad=True)),
-    neck=dict(
-        type='DenseCLNeck',
-        in_channels=320,
-        hid_channels=512,
-        out_channels=128,
-        num_grid=None),
-    head=dict(
-        type='ContrastiveHead',
-        loss=dict(type='CrossEntropyLoss'),
-        temperature=0.2))
+model = dict(queue_len=queue_len, backbone=dict(type='MobileNetV2'))
 
 # MoCo-v2 views, adapted to grey T1 slices: no saturation/hue jitter and no
 # grayscale (no-ops on a grey image), no flip (left/right hemispheres are
@@ -80,23 +55,12 @@ train_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=batch_size,
-    num_workers=1,
-    persistent_workers=True,
-    drop_last=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
     dataset=dict(
-        type='SegImagesDataset',
-        seg_dataset=dict(
-            type='AALSliceDataset',
-            data_root='data/aal_slices',
-            data_prefix=dict(
-                img_path='img_dir/train', seg_map_path='ann_dir/train')),
+        seg_dataset=dict(type='AALSliceDataset', data_root='data/aal_slices'),
         pipeline=train_pipeline))
 
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=lr, weight_decay=1e-4, momentum=0.9))
+optim_wrapper = dict(optimizer=dict(lr=lr))
 param_scheduler = [
     dict(
         type='LinearLR',
@@ -112,17 +76,5 @@ param_scheduler = [
         end=max_iters)
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
-custom_hooks = [dict(type='DenseCLCheckHook')]
-# iteration-based schedule: log iterations, not (meaningless) epochs
-log_processor = dict(by_epoch=False)
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
-    checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=max_iters,
-        max_keep_ckpts=1))
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='gloo'))
-find_unused_parameters = True
-randomness = dict(seed=0)
+    logger=dict(interval=25), checkpoint=dict(interval=max_iters))

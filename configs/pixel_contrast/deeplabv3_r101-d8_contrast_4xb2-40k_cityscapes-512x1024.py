@@ -2,7 +2,10 @@
 # Cityscapes 512x1024, 40k iters, 4 GPUs x 2 images (the reference recipe:
 # max_samples / max_views are per-GPU quantities for 2 images per GPU).
 # Only the decode head type changes, plus the warm-up hook.
-_base_ = ['mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-40k_cityscapes-512x1024.py']
+_base_ = [
+    'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-40k_cityscapes-512x1024.py',
+    './_base_/contrast_warmup_5k.py',
+]
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
 model = dict(
@@ -18,5 +21,3 @@ model = dict(
             max_views=100,
             ignore_index=255,
             loss_weight=0.1)))
-# contrast term off for the first 5000 iterations (reference warmup_iters)
-custom_hooks = [dict(type='ContrastWarmupHook', warmup_iters=5000)]

@@ -2,7 +2,8 @@
 # classes), 40k iters. Reference PASCAL-Context contrast block: tau = tau_b
 # = 0.07, max_samples 1024, max_views 100, warm-up 5000, weight 0.1.
 _base_ = [
-    'mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-40k_pascal-context-59-480x480.py'
+    'mmseg::deeplabv3/deeplabv3_r101-d8_4xb4-40k_pascal-context-59-480x480.py',
+    './_base_/contrast_warmup_5k.py',
 ]
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
@@ -19,4 +20,3 @@ model = dict(
             max_views=100,
             ignore_index=255,
             loss_weight=0.1)))
-custom_hooks = [dict(type='ContrastWarmupHook', warmup_iters=5000)]

@@ -4,7 +4,10 @@
 # plus the projection head on layer4 (2048 ch, proj_in='backbone', what their
 # checkpoint holds, so training can continue from it), and their contrast
 # settings (R_101_D_8.json `contrast` block).
-_base_ = ['./deeplabv3_r101-d8_openseg_4xb2-40k_cityscapes-512x1024.py']
+_base_ = [
+    './deeplabv3_r101-d8_openseg_4xb2-40k_cityscapes-512x1024.py',
+    './_base_/contrast_warmup_5k.py',
+]
 
 model = dict(
     decode_head=dict(
@@ -18,4 +21,3 @@ model = dict(
             max_samples=1024,
             max_views=100,
             loss_weight=0.1)))
-custom_hooks = [dict(type='ContrastWarmupHook', warmup_iters=5000)]

@@ -24,13 +24,9 @@
 # `pretrained` is None here. Training differences kept from mmseg: data
 # augmentation, CE on upsampled logits (openseg: labels downsampled to 1/8
 # for the CE baseline).
-_base_ = ['mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-40k_cityscapes-512x1024.py']
-custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
-
-openseg_class_weight = [
-    0.8373, 0.9180, 0.8660, 1.0345, 1.0166, 0.9969, 0.9754, 1.0489, 0.8786,
-    1.0023, 0.9539, 0.9843, 1.1116, 0.9037, 1.0865, 1.0955, 1.0865, 1.1529,
-    1.0507
+_base_ = [
+    'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-40k_cityscapes-512x1024.py',
+    './_base_/openseg_cityscapes_ce_weight.py',
 ]
 model = dict(
     pretrained=None,
@@ -48,7 +44,7 @@ model = dict(
             type='CrossEntropyLoss',
             use_sigmoid=False,
             loss_weight=1.0,
-            class_weight=openseg_class_weight)),
+            class_weight=_base_.openseg_class_weight)),
     auxiliary_head=dict(
         kernel_size=3,
         dropout_ratio=0,
@@ -57,4 +53,4 @@ model = dict(
             type='CrossEntropyLoss',
             use_sigmoid=False,
             loss_weight=0.4,
-            class_weight=openseg_class_weight)))
+            class_weight=_base_.openseg_class_weight)))

@@ -2,7 +2,8 @@
 # release; same contrast settings as the DeepLabV3 recipe), Cityscapes.
 _base_ = [
     'mmseg::deeplabv3plus/'
-    'deeplabv3plus_r101-d8_4xb2-40k_cityscapes-512x1024.py'
+    'deeplabv3plus_r101-d8_4xb2-40k_cityscapes-512x1024.py',
+    './_base_/contrast_warmup_5k.py',
 ]
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
@@ -19,4 +20,3 @@ model = dict(
             max_views=100,
             ignore_index=255,
             loss_weight=0.1)))
-custom_hooks = [dict(type='ContrastWarmupHook', warmup_iters=5000)]

@@ -5,24 +5,17 @@
 # buffers, so checkpoints and --resume keep it; PixelMemoryBankHook enqueues
 # the keys after each optimizer step (each rank samples its own images and
 # only the written rows are all-gathered, ~0.4 MiB per rank and step; the
-# bank is excluded from DDP buffer broadcast). Unlike the reference: class 0 is enqueued, pixels
-# are pixels of the class, pointers advance by the number written.
-_base_ = ['mmseg::hrnet/fcn_hr48_4xb2-40k_cityscapes-512x1024.py']
+# bank is excluded from DDP buffer broadcast). Unlike the reference: class 0
+# is enqueued, pixels are pixels of the class, pointers advance by the number
+# written. The head and warm-up are those of
+# fcn_hr48_contrast_4xb2-40k_cityscapes-512x1024.py.
+_base_ = ['./fcn_hr48_contrast_4xb2-40k_cityscapes-512x1024.py']
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
 model = dict(
     decode_head=dict(
-        type='ContrastFCNHead',
-        proj_in='backbone',
-        proj_channels=256,
         contrast_loss=dict(
-            type='PixelContrastLoss',
-            temperature=0.07,
-            base_temperature=0.07,
-            max_samples=1024,
-            max_views=1,
-            ignore_index=255,
-            loss_weight=1.0,
+            temperature=0.07, max_views=1, loss_weight=1.0,
             key_sampling='all'),
         # num_classes, feat_dim and ignore_index come from the head
         memory_bank=dict(

@@ -2,8 +2,12 @@
 # the four branches; the projection head embeds that 720-ch concat, the
 # reference's projection input, proj_in='backbone'), Cityscapes 512x1024, 40k
 # iters, 4 GPUs x 2 images. For the authors' exact architecture (and their
-# released checkpoint) see fcn_hr48_openseg-contrast_4xb2-40k_cityscapes-512x1024.py.
-_base_ = ['mmseg::hrnet/fcn_hr48_4xb2-40k_cityscapes-512x1024.py']
+# released checkpoint) see
+# fcn_hr48_openseg-contrast_4xb2-40k_cityscapes-512x1024.py.
+_base_ = [
+    'mmseg::hrnet/fcn_hr48_4xb2-40k_cityscapes-512x1024.py',
+    './_base_/contrast_warmup_5k.py',
+]
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
 model = dict(
@@ -19,4 +23,3 @@ model = dict(
             max_views=100,
             ignore_index=255,
             loss_weight=0.1)))
-custom_hooks = [dict(type='ContrastWarmupHook', warmup_iters=5000)]

@@ -8,6 +8,7 @@ _base_ = [
     'mmseg::_base_/datasets/coco-stuff10k.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_40k.py',
+    './_base_/contrast_warmup_5k.py',
 ]
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
@@ -36,4 +37,3 @@ model = dict(
             max_views=100,
             ignore_index=255,
             loss_weight=0.1)))
-custom_hooks = [dict(type='ContrastWarmupHook', warmup_iters=5000)]

@@ -14,13 +14,9 @@
 # Training differences kept from mmseg: data augmentation (no random
 # brightness / aspect jitter), SyncBN statistics, the classifier's bias (a
 # zero bias is added on conversion).
-_base_ = ['mmseg::hrnet/fcn_hr48_4xb2-40k_cityscapes-512x1024.py']
-custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
-
-openseg_class_weight = [
-    0.8373, 0.9180, 0.8660, 1.0345, 1.0166, 0.9969, 0.9754, 1.0489, 0.8786,
-    1.0023, 0.9539, 0.9843, 1.1116, 0.9037, 1.0865, 1.0955, 1.0865, 1.1529,
-    1.0507
+_base_ = [
+    'mmseg::hrnet/fcn_hr48_4xb2-40k_cityscapes-512x1024.py',
+    './_base_/openseg_cityscapes_ce_weight.py',
 ]
 model = dict(
     data_preprocessor=dict(bgr_to_rgb=False),
@@ -33,4 +29,4 @@ model = dict(
             type='CrossEntropyLoss',
             use_sigmoid=False,
             loss_weight=1.0,
-            class_weight=openseg_class_weight)))
+            class_weight=_base_.openseg_class_weight)))

@@ -3,7 +3,10 @@
 # (decode_head[1]); stage 0 (the soft-region FCN head) is unchanged.
 # mmengine replaces lists wholesale, so both stages are restated from the
 # stock config via `_base_` references.
-_base_ = ['mmseg::ocrnet/ocrnet_hr48_4xb2-40k_cityscapes-512x1024.py']
+_base_ = [
+    'mmseg::ocrnet/ocrnet_hr48_4xb2-40k_cityscapes-512x1024.py',
+    './_base_/contrast_warmup_5k.py',
+]
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
 model = dict(decode_head=[
@@ -22,4 +25,3 @@ model = dict(decode_head=[
             ignore_index=255,
             loss_weight=0.1)),
 ])
-custom_hooks = [dict(type='ContrastWarmupHook', warmup_iters=5000)]

@@ -1,45 +1,18 @@
 # ContrastiveSeg on OCRNet-HRNetV2-W48, COCO-Stuff-10k (171 classes), 40k.
 # No stock mmseg OCRNet COCO-Stuff config: composed from the stock OCRNet
 # model base, coco-stuff10k dataset, runtime and 40k schedule, with the HR48
-# widths of ocrnet_hr48_*. Reference COCO-Stuff contrast block.
+# widths of ocrnet_hr48_* (_base_/ocrnet_hr48_contrast_40k.py). Reference
+# COCO-Stuff contrast block.
 _base_ = [
-    'mmseg::_base_/models/ocrnet_hr18.py',
+    './_base_/ocrnet_hr48_contrast_40k.py',
     'mmseg::_base_/datasets/coco-stuff10k.py',
-    'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_40k.py',
 ]
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
 crop_size = (512, 512)
-hr48 = [48, 96, 192, 384]
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    pretrained='open-mmlab://msra/hrnetv2_w48',
-    backbone=dict(
-        extra=dict(
-            stage2=dict(num_channels=(48, 96)),
-            stage3=dict(num_channels=(48, 96, 192)),
-            stage4=dict(num_channels=(48, 96, 192, 384)))),
     decode_head=[
-        dict(
-            _base_.model.decode_head[0],
-            in_channels=hr48,
-            channels=sum(hr48),
-            num_classes=171),
-        dict(
-            _base_.model.decode_head[1],
-            type='ContrastOCRHead',
-            proj_in='backbone',
-            in_channels=hr48,
-            num_classes=171,
-            proj_channels=256,
-            contrast_loss=dict(
-                type='PixelContrastLoss',
-                temperature=0.07,
-                base_temperature=0.07,
-                max_samples=1024,
-                max_views=100,
-                ignore_index=255,
-                loss_weight=0.1)),
+        dict(_base_.model.decode_head[0], num_classes=171),
+        dict(_base_.model.decode_head[1], num_classes=171),
     ])
-custom_hooks = [dict(type='ContrastWarmupHook', warmup_iters=5000)]

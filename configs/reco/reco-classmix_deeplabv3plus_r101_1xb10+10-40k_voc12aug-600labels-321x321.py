@@ -4,47 +4,10 @@
 # 2012 + SBD aug (10,582 images): 600 labelled images, the rest unlabelled;
 # batch 10 labelled + 10 unlabelled, 40k iterations. Split files:
 # splits/{labeled,unlabeled}_600_seed0.txt under the data root.
-_base_ = [
-    './sup-reco_deeplabv3plus_r101_1xb20-40k_voc12aug-600labels-321x321.py'  # noqa: E501
-]
+_base_ = ['./_base_/reco-classmix_voc12aug.py']
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
-model = dict(
-    _delete_=True,
-    type='SemiSegmentor',
-    segmentor=_base_.model,
-    semi_train_cfg=dict(
-        sup_weight=1.0,
-        unsup_weight=1.0,
-        weak_threshold=0.7,
-        strong_threshold=0.97,
-        unsup_weighting='ratio',
-        mix_mode='classmix',
-        reco=True,
-        unsup_aug=_base_.reco_unsup_aug),
-    semi_test_cfg=dict(predict_on='teacher'))
-train_dataloader = dict(
-    _delete_=True,
-    batch_size=20,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(
-        type='MultiSourceSampler',
-        batch_size=20,
-        source_ratio=[10, 10]),
-    dataset=dict(
-        type='ConcatDataset',
-        ignore_keys=['classes', 'palette'],
-        datasets=[
-            _base_.train_dataloader.dataset,
-            dict(
-                type='UnlabeledImageDataset',
-                data_root=_base_.data_root,
-                data_prefix=dict(img_path='JPEGImages'),
-                img_suffix='.jpg',
-                ann_file='splits/unlabeled_600_seed0.txt',
-                pipeline=_base_.unlabeled_pipeline)
-        ]))
-custom_hooks = [dict(type='MeanTeacherHook', max_decay=0.99)]
-val_cfg = dict(type='TeacherStudentValLoop')
-default_hooks = dict(checkpoint=dict(save_best='teacher/mIoU'))
+train_dataloader = dict(dataset=dict(datasets=[
+    dict(_base_.labeled_dataset, ann_file='splits/labeled_600_seed0.txt'),
+    dict(_base_.unlabeled_dataset, ann_file='splits/unlabeled_600_seed0.txt'),
+]))

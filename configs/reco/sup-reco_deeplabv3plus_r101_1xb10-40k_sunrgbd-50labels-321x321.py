@@ -2,14 +2,7 @@
 # images of SUN RGB-D (5,285 images; provide the data, see
 # _base_/sunrgbd_reco.py), batch 10, 40k iterations. Split file:
 # splits/labeled_50_seed0.txt under the data root.
-_base_ = [
-    './_base_/reco_deeplabv3plus_r101_40k.py',
-    './_base_/sunrgbd_reco.py',
-]
+_base_ = ['./_base_/sup-reco_sunrgbd.py']
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
-data_preprocessor = dict(size=_base_.crop_size)
-model = dict(
-    data_preprocessor=data_preprocessor,
-    decode_head=dict(num_classes=_base_.num_classes))
 train_dataloader = dict(dataset=dict(ann_file='splits/labeled_50_seed0.txt'))

@@ -5,6 +5,7 @@
 # classes, so NO RandomFlip: a horizontal flip would swap _L and _R labels.
 # Augmentation: random rescale + crop, photometric jitter (brightness /
 # contrast act on the grey T1; hue / saturation leave a grey image unchanged).
+_base_ = ['./img_ann_dir_cpu.py']
 dataset_type = 'AALSliceDataset'
 data_root = 'data/aal_slices'
 crop_size = (160, 160)
@@ -20,32 +21,9 @@ train_pipeline = [
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs')
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
-]
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(
-            img_path='img_dir/train', seg_map_path='ann_dir/train'),
-        pipeline=train_pipeline))
+    dataset=dict(type=dataset_type, data_root=data_root,
+                 pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
-        pipeline=test_pipeline))
+    batch_size=1, dataset=dict(type=dataset_type, data_root=data_root))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator

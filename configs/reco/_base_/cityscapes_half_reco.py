@@ -5,10 +5,13 @@
 # unlabelled subsets: split files under data/cityscapes/splits/ with ids
 # like ``aachen/aachen_000000_000019`` (mmseg's CityscapesDataset
 # ``ann_file`` format).
+_base_ = ['./reco_dataloaders.py']
 dataset_type = 'CityscapesDataset'
 data_root = 'data/cityscapes/'
 crop_size = (512, 512)
 num_classes = 19
+labeled_batch = 2
+unlabeled_batch = 2
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
@@ -25,12 +28,9 @@ unlabeled_pipeline = [
     dict(type='StrongView', transforms=[dict(type='PhotoMetricDistortion')]),
     dict(type='PackSemiInputs')
 ]
-# ReCo's augmentation of the pseudo-labelled batch (build_data.py
-# batch_transform, scale_size (1.0, 1.0) for Cityscapes: no rescale):
-# rescale + pad + crop before mixing, blur (p 0.5, sigma 0.15-1.15) and flip
-# (p 0.5) after; SemiSegmentor's semi_train_cfg.unsup_aug
-reco_unsup_aug = dict(
-    scale=(1.0, 1.0), blur_prob=0.5, blur_sigma=(0.15, 1.15), flip_prob=0.5)
+# ReCo's augmentation of the pseudo-labelled batch: scale_size (1.0, 1.0)
+# for Cityscapes, i.e. no rescale (build_data.py batch_transform)
+reco_unsup_aug = dict(scale=(1.0, 1.0))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(1024, 512), keep_ratio=True),
@@ -51,19 +51,10 @@ unlabeled_dataset = dict(
     img_suffix='_leftImg8bit.png',
     ann_file='splits/unlabeled_20_seed0.txt',
     pipeline=unlabeled_pipeline)
-labeled_batch = 2
-unlabeled_batch = 2
 train_dataloader = dict(
     batch_size=labeled_batch + unlabeled_batch,  # supervised: 4 (ReCo)
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=labeled_dataset)
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -71,5 +62,3 @@ val_dataloader = dict(
             img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator

@@ -7,10 +7,13 @@
 #   data/sunrgbd/labels/{train,test}/<id>.png    uint8 labels 0..37
 #   data/sunrgbd/splits/{labeled,unlabeled}_<N>_seed0.txt   ids, one a line
 # (5,285 train / 5,050 test images).
+_base_ = ['./reco_dataloaders.py']
 dataset_type = 'BaseSegDataset'
 data_root = 'data/sunrgbd'
 crop_size = (321, 321)
 num_classes = 37
+labeled_batch = 5
+unlabeled_batch = 5
 sun_classes = ('wall', 'floor', 'cabinet', 'bed', 'chair', 'sofa', 'table',
                'door', 'window', 'bookshelf', 'picture', 'counter', 'blinds',
                'desk', 'shelves', 'curtain', 'dresser', 'pillow', 'mirror',
@@ -35,12 +38,6 @@ unlabeled_pipeline = [
     dict(type='StrongView', transforms=[dict(type='PhotoMetricDistortion')]),
     dict(type='PackSemiInputs')
 ]
-# ReCo's augmentation of the pseudo-labelled batch (build_data.py
-# batch_transform, scale_size (0.5, 1.5) for Pascal / SUN):
-# rescale + pad + crop before mixing, blur (p 0.5, sigma 0.15-1.15) and flip
-# (p 0.5) after; SemiSegmentor's semi_train_cfg.unsup_aug
-reco_unsup_aug = dict(
-    scale=(0.5, 1.5), blur_prob=0.5, blur_sigma=(0.15, 1.15), flip_prob=0.5)
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(512, 384), keep_ratio=True),
@@ -64,19 +61,10 @@ unlabeled_dataset = dict(
     img_suffix='.png',
     ann_file='splits/unlabeled_50_seed0.txt',
     pipeline=unlabeled_pipeline)
-labeled_batch = 5
-unlabeled_batch = 5
 train_dataloader = dict(
     batch_size=labeled_batch + unlabeled_batch,  # supervised: 10 (ReCo)
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=labeled_dataset)
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         metainfo=metainfo,
@@ -87,5 +75,3 @@ val_dataloader = dict(
         data_prefix=dict(img_path='images/test', seg_map_path='labels/test'),
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator

@@ -5,10 +5,13 @@
 # the partial-dataset tool (ReCo's class-balanced selection from train_aug).
 # SegmentationClassAug must hold the labels of every train_aug image
 # (mmseg's tools/dataset_converters/voc_aug.py).
+_base_ = ['./reco_dataloaders.py']
 dataset_type = 'PascalVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (321, 321)
 num_classes = 21
+labeled_batch = 10
+unlabeled_batch = 10
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
@@ -27,12 +30,6 @@ unlabeled_pipeline = [
     dict(type='StrongView', transforms=[dict(type='PhotoMetricDistortion')]),
     dict(type='PackSemiInputs')
 ]
-# ReCo's augmentation of the pseudo-labelled batch (build_data.py
-# batch_transform, scale_size (0.5, 1.5) for Pascal / SUN):
-# rescale + pad + crop before mixing, blur (p 0.5, sigma 0.15-1.15) and flip
-# (p 0.5) after; SemiSegmentor's semi_train_cfg.unsup_aug
-reco_unsup_aug = dict(
-    scale=(0.5, 1.5), blur_prob=0.5, blur_sigma=(0.15, 1.15), flip_prob=0.5)
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
@@ -52,19 +49,10 @@ unlabeled_dataset = dict(
     img_suffix='.jpg',
     ann_file='splits/unlabeled_60_seed0.txt',
     pipeline=unlabeled_pipeline)
-labeled_batch = 10
-unlabeled_batch = 10
 train_dataloader = dict(
     batch_size=labeled_batch + unlabeled_batch,  # supervised: 20 (ReCo)
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=labeled_dataset)
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
@@ -73,5 +61,3 @@ val_dataloader = dict(
         ann_file='ImageSets/Segmentation/val.txt',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator

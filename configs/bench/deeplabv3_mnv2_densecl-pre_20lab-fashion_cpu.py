@@ -8,7 +8,8 @@
 _base_ = ['./deeplabv3_mnv2_sup-only_20lab-fashion_cpu.py']
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
-densecl_checkpoint = 'work_dirs/bench_accuracy/densecl_pretrain_1200it/seed_0/densecl_mnv2_mmseg.pth'
+densecl_checkpoint = ('work_dirs/bench_accuracy/densecl_pretrain_1200it/'
+                      'seed_0/densecl_mnv2_mmseg.pth')
 model = dict(
     pretrained=None,
     backbone=dict(

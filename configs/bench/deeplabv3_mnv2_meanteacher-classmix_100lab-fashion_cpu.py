@@ -1,4 +1,5 @@
-# Accuracy suite, 100-label protocol: deeplabv3_mnv2_meanteacher-classmix_20lab-fashion_cpu.py
+# Accuracy suite, 100-label protocol:
+# deeplabv3_mnv2_meanteacher-classmix_20lab-fashion_cpu.py
 # with the 100 labelled canvases (ReCo's class-balanced selector, >= 3
 # classes each, split seed 0) and the other 1900 as unlabelled, and
 # per-pixel confidence thresholding of the pseudo-labels (FixMatch: pixels

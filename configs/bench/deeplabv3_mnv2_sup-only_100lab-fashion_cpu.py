@@ -1,4 +1,5 @@
-# Accuracy suite, 100-label protocol: deeplabv3_mnv2_sup-only_20lab-fashion_cpu.py
+# Accuracy suite, 100-label protocol:
+# deeplabv3_mnv2_sup-only_20lab-fashion_cpu.py
 # trained on the 100 labelled canvases (ReCo's class-balanced selector,
 # >= 3 classes each, split seed 0) instead of 20; everything else identical.
 _base_ = ['./deeplabv3_mnv2_sup-only_20lab-fashion_cpu.py']

@@ -1,7 +1,7 @@
 # DenseCL pre-training on the images of an mmseg dataset: Cityscapes
 # leftImg8bit/train (2975 images, labels unused), ResNet-50, 8 x 32,
 # 800 epochs (~9.3k iterations).
-#   bash tools/dist_train.sh configs/densecl/densecl_resnet50_8xb32-coslr-800e_cityscapes.py 8
+#   bash tools/dist_train.sh configs/densecl/densecl_resnet50_8xb32-coslr-800e_cityscapes.py 8  # noqa: E501
 _base_ = ['./densecl_resnet50_8xb32-coslr-800e_coco.py']
 
 train_dataloader = dict(

@@ -2,7 +2,7 @@
 # (the paper's COCO setting: SGD lr 0.3, cosine, same model as ImageNet).
 # The images are read through an mmseg dataset (COCO-Stuff 164k shares the
 # train2017 images; labels unused) with SegImagesDataset:
-#   bash tools/dist_train.sh configs/densecl/densecl_resnet50_8xb32-coslr-800e_coco.py 8
+#   bash tools/dist_train.sh configs/densecl/densecl_resnet50_8xb32-coslr-800e_coco.py 8  # noqa: E501
 _base_ = ['./densecl_resnet50_8xb32-coslr-200e_in1k.py']
 
 max_epochs = 800

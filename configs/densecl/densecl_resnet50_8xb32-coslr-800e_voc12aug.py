@@ -2,7 +2,7 @@
 # train + SBD aug (10582 images, labels unused), ResNet-50, 8 x 32, COCO-style
 # schedule (800 epochs ~ 33k iterations). Any mmseg dataset config works in
 # `seg_dataset` (a list concatenates image lists, duplicates dropped).
-#   bash tools/dist_train.sh configs/densecl/densecl_resnet50_8xb32-coslr-800e_voc12aug.py 8
+#   bash tools/dist_train.sh configs/densecl/densecl_resnet50_8xb32-coslr-800e_voc12aug.py 8  # noqa: E501
 _base_ = ['./densecl_resnet50_8xb32-coslr-800e_coco.py']
 
 voc_root = 'data/VOCdevkit/VOC2012'

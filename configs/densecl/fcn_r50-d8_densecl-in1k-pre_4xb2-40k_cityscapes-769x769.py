@@ -8,10 +8,4 @@ _base_ = [
     './_base_/densecl-in1k-pre_r50.py',
 ]
 
-model = dict(
-    pretrained=None,
-    backbone=dict(
-        type='ResNet',
-        depth=50,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=_base_.densecl_checkpoint)))
+model = dict(pretrained=None, backbone=_base_._densecl_r50_backbone)

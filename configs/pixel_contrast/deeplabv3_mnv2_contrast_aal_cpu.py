@@ -11,19 +11,12 @@
 # tau / tau_b / weight are the Cityscapes values; the contrast term is off for
 # the first 125 iterations (about 1/5 of the schedule; the reference uses
 # 5000 of 40000).
-_base_ = ['../baseline/deeplabv3_mnv2_aal_cpu.py']
+_base_ = [
+    '../baseline/deeplabv3_mnv2_aal_cpu.py',
+    './_base_/contrast_head.py',
+]
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
 model = dict(
-    decode_head=dict(
-        type='ContrastASPPHead',
-        proj_channels=256,
-        contrast_loss=dict(
-            type='PixelContrastLoss',
-            temperature=0.1,
-            base_temperature=0.07,
-            max_samples=1024,
-            max_views=10,
-            ignore_index=255,
-            loss_weight=0.1)))
+    decode_head=dict(_base_._cpu_contrast_head, type='ContrastASPPHead'))
 custom_hooks = [dict(type='ContrastWarmupHook', warmup_iters=125)]

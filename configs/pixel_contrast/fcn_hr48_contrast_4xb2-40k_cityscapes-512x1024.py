@@ -7,19 +7,9 @@
 _base_ = [
     'mmseg::hrnet/fcn_hr48_4xb2-40k_cityscapes-512x1024.py',
     './_base_/contrast_warmup_5k.py',
+    './_base_/contrast_head.py',
 ]
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
 model = dict(
-    decode_head=dict(
-        type='ContrastFCNHead',
-        proj_in='backbone',
-        proj_channels=256,
-        contrast_loss=dict(
-            type='PixelContrastLoss',
-            temperature=0.1,
-            base_temperature=0.07,
-            max_samples=1024,
-            max_views=100,
-            ignore_index=255,
-            loss_weight=0.1)))
+    decode_head=dict(_base_._contrast_head, type='ContrastFCNHead'))

@@ -9,6 +9,7 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_40k.py',
     './_base_/contrast_warmup_5k.py',
+    './_base_/contrast_head.py',
 ]
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
@@ -23,17 +24,8 @@ model = dict(
             stage3=dict(num_channels=(48, 96, 192)),
             stage4=dict(num_channels=(48, 96, 192, 384)))),
     decode_head=dict(
+        _base_._contrast_head_tau007,
         type='ContrastFCNHead',
-        proj_in='backbone',
         in_channels=hr48,
         channels=sum(hr48),
-        num_classes=171,
-        proj_channels=256,
-        contrast_loss=dict(
-            type='PixelContrastLoss',
-            temperature=0.07,
-            base_temperature=0.07,
-            max_samples=1024,
-            max_views=100,
-            ignore_index=255,
-            loss_weight=0.1)))
+        num_classes=171))

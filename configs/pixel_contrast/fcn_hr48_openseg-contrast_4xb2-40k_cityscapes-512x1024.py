@@ -7,17 +7,11 @@
 _base_ = [
     './fcn_hr48_openseg_4xb2-40k_cityscapes-512x1024.py',
     './_base_/contrast_warmup_5k.py',
+    './_base_/contrast_head.py',
 ]
 
 model = dict(
     decode_head=dict(
+        _base_._contrast_head,
         type='ContrastFCNHead',
-        proj_in='backbone',
-        proj_channels=256,
-        contrast_loss=dict(
-            type='PixelContrastLoss',
-            temperature=0.1,
-            base_temperature=0.07,
-            max_samples=1024,
-            max_views=100,
-            loss_weight=0.1)))
+        contrast_loss=_base_._openseg_contrast_loss))

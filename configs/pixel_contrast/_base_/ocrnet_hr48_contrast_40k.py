@@ -9,6 +9,7 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_40k.py',
     './contrast_warmup_5k.py',
+    './contrast_head.py',
 ]
 custom_imports = dict(imports=['mmseg_contrast'], allow_failed_imports=False)
 
@@ -27,16 +28,7 @@ model = dict(
             channels=sum(hr48)),
         dict(
             _base_.model.decode_head[1],
+            **_base_._contrast_head_tau007,
             type='ContrastOCRHead',
-            proj_in='backbone',
-            in_channels=hr48,
-            proj_channels=256,
-            contrast_loss=dict(
-                type='PixelContrastLoss',
-                temperature=0.07,
-                base_temperature=0.07,
-                max_samples=1024,
-                max_views=100,
-                ignore_index=255,
-                loss_weight=0.1)),
+            in_channels=hr48),
     ])

@@ -16,7 +16,7 @@ from . import _compat
 
 _compat.apply()
 
-from . import datasets, engine, models, selfsup  # noqa: E402,F401
-from .version import __version__, version_info  # noqa: E402
+from . import datasets, engine, models, selfsup  # noqa: F401
+from .version import __version__, version_info
 
 __all__ = ['__version__', 'version_info']

@@ -1,8 +1,8 @@
 """Shared pytest fixtures.
 
 Real offline data (see README "Data") is prepared once by
-``make data`` / ``tools/dataset_converters/prepare_offline_data.py`` and cached;
-the fixtures call the same (idempotent) preparers.
+``make data`` / ``tools/dataset_converters/prepare_offline_data.py`` and
+cached; the fixtures call the same (idempotent) preparers.
 """
 import os.path as osp
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from mmseg_contrast import _compat
-from mmseg_contrast._compat import mmcv_ops, pkg_resources_backport
+from mmseg_contrast._compat import mmcv_ops
+from mmseg_contrast._compat import pkg_resources_backport as pkg_bp
 
 
 def _run_py(code, env=None):
@@ -66,8 +67,8 @@ def test_shim_inactive_with_compiled_ops():
             pass
     sys.meta_path.insert(0, Finder())
     import importlib.util
-    # load the shim module alone (the package __init__ would import mmseg.models,
-    # which needs the real compiled ops)
+    # load the shim module alone (the package __init__ would import
+    # mmseg.models, which needs the real compiled ops)
     spec = importlib.util.spec_from_file_location('_compat', %r)
     _compat = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(_compat)
@@ -171,7 +172,7 @@ def test_mmseg_focal_loss_wrapper_runs_through_shim():
 
 def test_mmseg_point_sample_users_work():
     from mmseg.models.utils import point_sample as mmseg_ps  # noqa: F401
-    from mmseg.utils import mask_classification  # noqa: F401
+    from mmseg.utils import mask_classification
     img = torch.rand(1, 2, 4, 4)
     out = mask_classification.point_sample(img, torch.rand(1, 3, 2))
     assert out.shape == (1, 2, 3)
@@ -188,13 +189,13 @@ def test_apply_is_idempotent():
 # --------------------------------------------------------- pkg_resources
 def test_pkg_resources_backport_matches_mmengine():
     from mmengine.utils import get_installed_path, is_installed
-    assert pkg_resources_backport._importlib_is_installed('mmsegmentation')
+    assert pkg_bp._importlib_is_installed('mmsegmentation')
     assert is_installed('mmsegmentation')
-    assert not pkg_resources_backport._importlib_is_installed('surely-not-a-package-x')
-    assert osp.realpath(pkg_resources_backport._importlib_get_installed_path(
+    assert not pkg_bp._importlib_is_installed('surely-not-a-package-x')
+    assert osp.realpath(pkg_bp._importlib_get_installed_path(
         'mmsegmentation')) == osp.realpath(
             get_installed_path('mmsegmentation'))
-    assert pkg_resources_backport._importlib_package2module('mmsegmentation') == 'mmseg'
+    assert pkg_bp._importlib_package2module('mmsegmentation') == 'mmseg'
 
 
 def test_mmseg_config_resolves_without_pkg_resources(tmp_path):

@@ -3,15 +3,18 @@
 name and downloads it verified (local HTTP server)."""
 import hashlib
 import os.path as osp
-import sys
 
 import pytest
 import torch
 import yaml
-from tool_loading import load_tool
 
-from mmseg_contrast.tooling.model_zoo import (find_model, is_hashed_weights_url,
-                                            load_model_index)
+from mmseg_contrast.tooling.model_zoo import (
+    find_model,
+    is_hashed_weights_url,
+    load_model_index,
+)
+
+from helpers.tool_loading import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 

@@ -18,6 +18,10 @@ own (a marker on what it patched). :data:`APPLIED` names what was installed.
 ``url_checkpoint_loader``  :func:`mmseg_contrast.checkpoint.download.
                            register_url_scheme`: checksummed, resumable
                            ``http(s)://`` checkpoints
+``atomic_checkpoint_save`` :func:`mmseg_contrast.checkpoint.saving.
+                           install_atomic_checkpoint_save`: every local
+                           checkpoint the Runner writes is crash-safe
+                           (temporary file, fsync, rename)
 ``pkg_resources_backport`` :mod:`.pkg_resources_backport` (setuptools >= 82)
 ``cpu_dist``               :mod:`.cpu_dist`: ``tools/dist_train.sh`` on a
                            machine without an accelerator
@@ -26,7 +30,7 @@ own (a marker on what it patched). :data:`APPLIED` names what was installed.
 import importlib
 import warnings
 
-from ..checkpoint import download, safety
+from ..checkpoint import download, safety, saving
 from . import cpu_dist
 from .mmcv_ops import install_mmcv_ops_shim, point_sample, sigmoid_focal_loss
 from .pkg_resources_backport import install_pkg_resources_backport
@@ -53,6 +57,7 @@ PATCHES = (
     ('mmcv_ops_shim', _quiet_mmcv_ops_shim),
     ('checkpoint_allowlist', safety.install_checkpoint_allowlist),
     ('url_checkpoint_loader', download.register_url_scheme),
+    ('atomic_checkpoint_save', saving.install_atomic_checkpoint_save),
     ('pkg_resources_backport', install_pkg_resources_backport),
     ('cpu_dist', cpu_dist.apply),
 )

@@ -21,8 +21,12 @@ import functools
 import mmengine.dist.utils as dist_utils
 import torch
 import torch.distributed as torch_dist
-from mmengine.device import (is_cuda_available, is_mlu_available,
-                             is_musa_available, is_npu_available)
+from mmengine.device import (
+    is_cuda_available,
+    is_mlu_available,
+    is_musa_available,
+    is_npu_available,
+)
 from mmengine.model import MMDistributedDataParallel
 
 __all__ = ['apply', 'cpu_only']

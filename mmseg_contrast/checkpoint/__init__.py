@@ -2,8 +2,9 @@
 
 * :mod:`.naming` - the hash-in-file-name rules (stdlib only);
 * :mod:`.errors` - the error classes;
-* :mod:`.integrity` - the pre-unpickling integrity check and the one atomic
-  save (:func:`atomic_torch_save`);
+* :mod:`.saving` - the one atomic save (:func:`atomic_torch_save`: temporary
+  file, fsync, rename) and mmengine's checkpoint writes routed through it;
+* :mod:`.integrity` - the pre-unpickling integrity check;
 * :mod:`.safety` - the safe loader (:func:`load_checkpoint_file`: integrity
   check + ``weights_only`` with the allowlist) and the model-match guard;
 * :mod:`.openseg_cache` - convert-on-download of the ContrastiveSeg
@@ -14,24 +15,39 @@
 Nothing here imports :mod:`mmseg_contrast._compat` (which installs the
 loaders into mmengine) or any tooling.
 """
-from .download import (default_cache_dir, download_checkpoint,
-                       load_from_http, register_url_scheme, sha256sum,
-                       url_cache_path)
-from .errors import (CheckpointMismatchError, ChecksumError,
-                     CorruptCheckpointError, DownloadError,
-                     UnsafeCheckpointError)
-from .integrity import atomic_torch_save, verify_checkpoint_file
+from .download import (
+    default_cache_dir,
+    download_checkpoint,
+    load_from_http,
+    register_url_scheme,
+    sha256sum,
+    url_cache_path,
+)
+from .errors import (
+    CheckpointMismatchError,
+    ChecksumError,
+    CorruptCheckpointError,
+    DownloadError,
+    UnsafeCheckpointError,
+)
+from .integrity import verify_checkpoint_file
 from .naming import hash_prefix_from_url, hash_prefix_of
-from .safety import (TRUSTED_ENV, check_checkpoint_matches,
-                     install_checkpoint_allowlist, load_checkpoint_file,
-                     safe_checkpoint_globals)
+from .safety import (
+    TRUSTED_ENV,
+    check_checkpoint_matches,
+    install_checkpoint_allowlist,
+    load_checkpoint_file,
+    safe_checkpoint_globals,
+)
+from .saving import atomic_torch_save, atomic_write_text
 
 __all__ = [
     'CheckpointMismatchError', 'ChecksumError', 'CorruptCheckpointError',
     'DownloadError', 'UnsafeCheckpointError', 'TRUSTED_ENV',
-    'atomic_torch_save', 'check_checkpoint_matches', 'default_cache_dir',
-    'download_checkpoint', 'hash_prefix_from_url', 'hash_prefix_of',
-    'install_checkpoint_allowlist', 'load_checkpoint_file', 'load_from_http',
-    'register_url_scheme', 'safe_checkpoint_globals', 'sha256sum',
-    'url_cache_path', 'verify_checkpoint_file'
+    'atomic_torch_save', 'atomic_write_text', 'check_checkpoint_matches',
+    'default_cache_dir', 'download_checkpoint', 'hash_prefix_from_url',
+    'hash_prefix_of', 'install_checkpoint_allowlist',
+    'load_checkpoint_file', 'load_from_http', 'register_url_scheme',
+    'safe_checkpoint_globals', 'sha256sum', 'url_cache_path',
+    'verify_checkpoint_file'
 ]

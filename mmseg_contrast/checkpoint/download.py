@@ -125,9 +125,14 @@ class _Progress:
         if not enabled:
             return
         try:
-            from rich.progress import (BarColumn, DownloadColumn, Progress,
-                                       TextColumn, TimeRemainingColumn,
-                                       TransferSpeedColumn)
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
         except ImportError:  # pragma: no cover - rich ships with mmengine
             return
         self._progress = Progress(

@@ -36,16 +36,14 @@ can, when there is one).
 import hashlib
 import io
 import os
-import os.path as osp
 import struct
 import zipfile
 import zlib
 from typing import Optional
 
-import torch
-
 from .errors import CorruptCheckpointError
 from .naming import hash_prefix_of
+from .saving import atomic_torch_save
 
 __all__ = [
     'CorruptCheckpointError', 'verify_checkpoint_file', 'hash_prefix_of',
@@ -224,20 +222,3 @@ def _is_text(head: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def atomic_torch_save(obj, path: str) -> str:
-    """``torch.save(obj, path)`` through a temporary file in the same folder
-    and ``os.replace``: an interrupted or failed save never leaves a
-    half-written ``path`` behind (the previous file, if any, stays)."""
-    path = os.fspath(path)
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.{osp.basename(path)}.{os.getpid()}.tmp')
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-    return path

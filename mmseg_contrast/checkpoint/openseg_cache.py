@@ -11,8 +11,8 @@ import os.path as osp
 from mmengine.logging import print_log
 
 from ..converters import openseg as oc
-from .integrity import atomic_torch_save
 from .safety import load_checkpoint_file
+from .saving import atomic_torch_save
 
 __all__ = ['converted_cache_path', 'load_maybe_converted']
 

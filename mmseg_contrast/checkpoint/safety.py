@@ -46,8 +46,11 @@ from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 from packaging.version import Version
 
-from .errors import (CheckpointMismatchError, CorruptCheckpointError,
-                     UnsafeCheckpointError)
+from .errors import (
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+    UnsafeCheckpointError,
+)
 from .integrity import verify_checkpoint_file
 from .naming import hash_prefix_of
 

@@ -45,10 +45,9 @@ from mmengine.config import Config, ConfigDict
 from mmengine.hub import get_config
 from mmseg.registry import MODELS
 
-from ..checkpoint.integrity import atomic_torch_save
 from ..checkpoint.safety import load_checkpoint_file
-from .keys import abbrev
-from .keys import state_dict_of, strip_module
+from ..checkpoint.saving import atomic_torch_save
+from .keys import abbrev, state_dict_of, strip_module
 
 __all__ = [
     'PartialLoadError', 'ConversionReport', 'detect_format',

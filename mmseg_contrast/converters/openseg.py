@@ -37,7 +37,8 @@ naming it. Exact re-expressions, all recorded in the output's ``meta``:
 The matching mmseg configs are ``configs/pixel_contrast/*_openseg*`` (see
 :data:`OPENSEG_ARCHS`); ``tests/test_models/test_openseg_equivalence.py``
 checks that converted weights give the authors' logits. Loading downloads
-(and caching their conversion) is :mod:`mmseg_contrast.checkpoint.openseg_cache`.
+(and caching their conversion) is
+:mod:`mmseg_contrast.checkpoint.openseg_cache`.
 """
 import re
 from collections import OrderedDict

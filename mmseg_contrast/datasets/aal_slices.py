@@ -12,14 +12,14 @@ lobes that the AAL authors themselves encode: the third column of
 ``aal.nii.txt`` is a 4-digit code whose thousands digit is the lobe family
 (Tzourio-Mazoyer et al., 2002):
 
-====  ===========================================================  =============
+====  ===========================================================  ============
 code  AAL regions                                                  class
-====  ===========================================================  =============
+====  ===========================================================  ============
 2xxx  precentral, frontal sup/mid/inf (+orbital, opercular,        frontal
       triangular), rolandic operculum, SMA, olfactory, medial
       frontal, rectus
-3xxx  insula                                                       limbic_insula
-4xxx  cingulum ant/mid/post, hippocampus, parahippocampal,         limbic_insula
+3xxx  insula                                                       limbic_ins.
+4xxx  cingulum ant/mid/post, hippocampus, parahippocampal,         limbic_ins.
       amygdala
 5xxx  calcarine, cuneus, lingual, occipital sup/mid/inf, fusiform  occipital
 6xxx  postcentral, parietal sup/inf, supramarginal, angular,       parietal
@@ -28,7 +28,9 @@ code  AAL regions                                                  class
 8xxx  Heschl, temporal sup/mid/inf, temporal poles                 temporal
 9xxx  cerebellar hemispheres (crus 1-2, lobules 3-10)              cerebellum
 91xx  vermis 1-10 (midline, no hemisphere: ``Vermis_*``)           vermis
-====  ===========================================================  =============
+====  ===========================================================  ============
+
+(``limbic_ins.``: ``limbic_insula``.)
 
 The insula (a single region per side) joins the limbic family, as in the
 common "limbic lobe incl. insula" convention, so that no class is tiny.

@@ -1,9 +1,10 @@
 """Fashion-canvas: several Fashion-MNIST product photos per 64x64 canvas.
 
-Prepared by ``tools/dataset_converters/fashion_canvas.py`` (``make data``),
-whose docstring gives the exact composition recipe: 2-4 real Fashion-MNIST
-photos (Zalando, human class labels) per canvas at random positions; each
-item's mask is its silhouette (``photo > 25``) times ``class + 1``.
+Prepared by :mod:`mmseg_contrast.tooling.data.fashion_canvas` (``make data``
+or ``tools/dataset_converters/fashion_canvas.py``), whose docstring gives the
+exact composition recipe: 2-4 real Fashion-MNIST photos (Zalando, human
+class labels) per canvas at random positions; each item's mask is its
+silhouette (``photo > 25``) times ``class + 1``.
 
 Layout::
 

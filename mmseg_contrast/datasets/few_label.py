@@ -19,10 +19,10 @@ seed pixel ("1 pixel"). Everything else becomes ignore (ReCo
 Determinism: images are processed in sorted order of their names, ReCo's
 Python ``random.shuffle`` becomes ``random.Random(seed).shuffle`` of the
 sorted names (the reference shuffles unsorted ``glob`` results, so its
-CityScapes and SUN splits depend on the filesystem), and partial labels use a NumPy
-generator seeded by ``(seed, crc32(image name))``, so each image's labels do
-not depend on which other images are processed or in which order. The same
-seed pixel is used for every fraction, so the label sets are nested
+CityScapes and SUN splits depend on the filesystem), and partial labels use a
+NumPy generator seeded by ``(seed, crc32(image name))``, so each image's
+labels do not depend on which other images are processed or in which order.
+The same seed pixel is used for every fraction, so the label sets are nested
 (1 pixel within 1 % within 5 % within 25 %); the reference draws a new seed
 pixel per fraction from one global stream.
 
@@ -215,7 +215,6 @@ def build_label_dataset(dataset_cfg: dict):
     (``LoadAnnotations`` honours ``reduce_zero_label`` and ``label_map``)."""
     from mmengine.config import ConfigDict
     from mmengine.registry import init_default_scope
-
     from mmseg.registry import DATASETS
     init_default_scope('mmseg')
     cfg = ConfigDict(_unwrap_dataset_cfg(dataset_cfg)).copy()

@@ -4,7 +4,6 @@ import os.path as osp
 from typing import List
 
 import mmengine.fileio as fileio
-
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 

@@ -1,2 +1,6 @@
 """Hooks and loops registered into mmseg's registries."""
-from . import hooks, runner  # noqa: F401
+from . import hooks, runner
+
+__all__ = [
+    'hooks', 'runner'
+]

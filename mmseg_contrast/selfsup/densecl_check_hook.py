@@ -7,8 +7,13 @@ from mmpretrain.registry import HOOKS
 from mmpretrain.utils import get_ori_model
 
 from .densecl import (
-    DenseCLConfigError, check_densecl_backbone_output, check_densecl_queue,
-    check_densecl_static, own_image_in_queue_prob, suggest_queue_len)
+    DenseCLConfigError,
+    check_densecl_backbone_output,
+    check_densecl_queue,
+    check_densecl_static,
+    own_image_in_queue_prob,
+    suggest_queue_len,
+)
 
 __all__ = ['DenseCLCheckHook']
 

@@ -84,10 +84,9 @@ def init_segmentor(config,
     ``meta.dataset_meta`` when present.
     """
     from mmengine.config import Config
+    from mmengine.registry import init_default_scope
     from mmengine.runner.checkpoint import CheckpointLoader
     from mmseg.registry import MODELS
-
-    from mmengine.registry import init_default_scope
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

@@ -7,7 +7,10 @@ purpose, since a move changes it).
 
 ``resolved_configs()``: ``Config.fromfile(f).to_dict()`` of every config under
 ``configs/``, as canonical JSON with the repository root replaced by
-``<repo>``.
+``<repo>``. Top-level names starting with ``_`` are left out: they are
+config-time helper variables that a ``_base_`` file defines for its children
+to reference (``_base_._contrast_loss``); mmengine, mmseg and the tools never
+read them (the snapshot taken before the layout change holds none).
 
 ``python tests/helpers/layout_snapshot.py`` rewrites
 ``tests/data/snapshots/*.json``; do that only for a change that is *meant* to
@@ -36,7 +39,7 @@ def _registries(scope):
 
 
 def registered_names():
-    """``{'<scope>.<REGISTRY>': {type name: qualname}}`` of the plugin's names."""
+    """``{'<scope>.<REGISTRY>': {type name: qualname}}`` of our names."""
     import mmseg_contrast  # noqa: F401
     out = {}
     for scope in SCOPES:
@@ -64,9 +67,11 @@ def _canonical(obj):
 
 
 def resolved_config(rel):
-    import mmseg_contrast  # noqa: F401  (mmseg:: resolution, registries)
     from mmengine.config import Config
-    return _canonical(Config.fromfile(osp.join(REPO, rel)).to_dict())
+
+    import mmseg_contrast  # noqa: F401  (mmseg:: resolution, registries)
+    cfg = Config.fromfile(osp.join(REPO, rel)).to_dict()
+    return _canonical({k: v for k, v in cfg.items() if not k.startswith('_')})
 
 
 def resolved_configs():

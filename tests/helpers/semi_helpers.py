@@ -2,7 +2,6 @@
 import torch
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
-
 from mmseg.structures import SegDataSample
 
 NUM_CLASSES = 4

@@ -5,10 +5,11 @@ import sys
 
 import pytest
 import torch
-from helpers.reliab_helpers import TINY_CFG, data_options
-from tool_loading import load_tool
 
 from mmseg_contrast.checkpoint.safety import CheckpointMismatchError
+
+from helpers.reliab_helpers import TINY_CFG, data_options
+from helpers.tool_loading import load_tool
 
 BN = dict(type='BN', requires_grad=True)
 
@@ -21,7 +22,8 @@ def _save(path, state_dict):
 
 def test_checkpoint_of_another_model_is_an_error(tmp_path):
     from mmengine.runner import load_checkpoint
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),
+                              torch.nn.BatchNorm2d(4))
     other = _save(tmp_path / 'other.pth', {'fc.weight': torch.zeros(2, 2)})
     with pytest.raises(CheckpointMismatchError) as exc:
         load_checkpoint(net, other)
@@ -41,8 +43,8 @@ def test_prefix_hints(tmp_path):
     from mmengine.model import PretrainedInit
     from mmengine.runner import load_checkpoint
     backbone = torch.nn.Conv2d(3, 4, 3)
-    full = _save(tmp_path / 'full.pth',
-                 {f'backbone.{k}': v for k, v in backbone.state_dict().items()})
+    full = _save(tmp_path / 'full.pth', {
+        f'backbone.{k}': v for k, v in backbone.state_dict().items()})
     with pytest.raises(CheckpointMismatchError, match="prefix='backbone.'"):
         PretrainedInit(checkpoint=full)(backbone)
     PretrainedInit(checkpoint=full, prefix='backbone.')(backbone)  # the fix

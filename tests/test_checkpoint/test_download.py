@@ -8,7 +8,6 @@ import warnings
 import pytest
 import torch
 import torch.nn as nn
-from helpers.local_http_server import FileServer
 
 from mmseg_contrast.checkpoint import UnsafeCheckpointError
 from mmseg_contrast.checkpoint.download import (
@@ -19,6 +18,8 @@ from mmseg_contrast.checkpoint.download import (
     load_from_http,
     url_cache_path,
 )
+
+from helpers.local_http_server import FileServer
 
 
 def _ckpt_bytes(seed=0, extra=None):

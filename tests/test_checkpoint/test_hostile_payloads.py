@@ -10,14 +10,15 @@ import zipfile
 
 import pytest
 import torch
-from helpers.reliab_helpers import TINY_CFG, data_options, save_hostile
-from tool_loading import load_tool
 
 from mmseg_contrast.checkpoint.safety import (
     TRUSTED_ENV,
     UnsafeCheckpointError,
     load_checkpoint_file,
 )
+
+from helpers.reliab_helpers import TINY_CFG, data_options, save_hostile
+from helpers.tool_loading import load_tool
 
 
 @pytest.fixture
@@ -60,9 +61,9 @@ def test_payloads_are_live_when_trusted(tmp_path, monkeypatch):
 def test_raw_pickle_is_not_unpickled(tmp_path):
     import pickle
 
-    from helpers.reliab_helpers import SystemPayload
-
     from mmseg_contrast.checkpoint.integrity import CorruptCheckpointError
+
+    from helpers.reliab_helpers import SystemPayload
     marker = tmp_path / 'PWNED'
     path = tmp_path / 'raw.pth'
     path.write_bytes(pickle.dumps({'x': SystemPayload(marker)}, protocol=4))
@@ -107,8 +108,9 @@ def test_url_loader(evil, tmp_path, monkeypatch):
     download is read with the safe loader."""
     import hashlib
 
-    from helpers.local_http_server import FileServer
     from mmengine.runner import CheckpointLoader
+
+    from helpers.local_http_server import FileServer
     path, _ = evil
     monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'hub'))
     data = open(path, 'rb').read()

@@ -11,8 +11,10 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import mmseg_contrast  # noqa: F401
-from mmseg_contrast.converters.densecl import (PartialLoadError,
-                                                  convert_densecl_checkpoint)
+from mmseg_contrast.converters.densecl import (
+    PartialLoadError,
+    convert_densecl_checkpoint,
+)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG_DIR = osp.join(REPO, 'configs', 'densecl')

@@ -9,9 +9,9 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from tool_loading import load_tool
-
 from mmseg.registry import MODELS
+
+from helpers.tool_loading import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'reco', '*.py')))

@@ -6,10 +6,12 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from mmseg_contrast.converters.densecl import (PartialLoadError,
-                                                  convert_densecl_checkpoint,
-                                                  detect_format,
-                                                  extract_backbone_state_dict)
+from mmseg_contrast.converters.densecl import (
+    PartialLoadError,
+    convert_densecl_checkpoint,
+    detect_format,
+    extract_backbone_state_dict,
+)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 R18 = dict(type='ResNet', depth=18)
@@ -141,8 +143,9 @@ def test_mmpretrain1x_synthetic(parts):
 
 def test_real_mmpretrain_densecl_checkpoint(tmp_path):
     """The state dict of an actual mmpretrain DenseCL (ResNet-18)."""
-    import mmseg_contrast  # noqa: F401
     from mmpretrain.registry import MODELS
+
+    import mmseg_contrast  # noqa: F401
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(
             dict(
@@ -220,7 +223,7 @@ def test_bad_inputs():
 
 
 def test_cli(parts, tmp_path, capsys):
-    from tool_loading import load_tool
+    from helpers.tool_loading import load_tool
     tool = load_tool('model_converters/densecl2mmseg.py')
     src = tmp_path / 'src.pth'
     torch.save(_mmselfsup0x(parts), src)

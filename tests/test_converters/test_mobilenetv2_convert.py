@@ -7,8 +7,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_contrast.tooling import offline_data
 from mmseg_contrast.converters.mobilenetv2 import convert_deepsort_mobilenetv2
+from mmseg_contrast.tooling import offline_data
 
 DEMO_CFG = 'configs/baseline/deeplabv3_mnv2_aal_cpu.py'
 

@@ -6,14 +6,17 @@ import os.path as osp
 
 import pytest
 import torch
-from helpers.openseg_layout import ARCHS, deterministic_tensor, load_manifest
-from tool_loading import load_tool
 
-from mmseg_contrast.utils import openseg_convert as oc
 from mmseg_contrast.checkpoint.openseg_cache import load_maybe_converted
-from mmseg_contrast.converters.openseg import (OpenSegLayoutError,
-                                                  convert_openseg_checkpoint,
-                                                  is_openseg_checkpoint)
+from mmseg_contrast.converters.openseg import (
+    OpenSegLayoutError,
+    convert_openseg_checkpoint,
+    is_openseg_checkpoint,
+)
+from mmseg_contrast.utils import openseg_convert as oc
+
+from helpers.openseg_layout import ARCHS, deterministic_tensor, load_manifest
+from helpers.tool_loading import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HR, DL = ARCHS

@@ -7,9 +7,12 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmseg_contrast.datasets.aal_slices import (AAL_CLASSES, AAL_PALETTE,
-                                                AALSliceDataset,
-                                                aal_region_to_class)
+from mmseg_contrast.datasets.aal_slices import (
+    AAL_CLASSES,
+    AAL_PALETTE,
+    AALSliceDataset,
+    aal_region_to_class,
+)
 from mmseg_contrast.tooling import offline_data
 
 DATASET_CFG = 'configs/_base_/datasets/aal_slices.py'
@@ -52,7 +55,7 @@ def test_all_aal_regions_grouped(aal_root):
     and every class receives at least one region."""
     tpl = osp.join(offline_data.fetch_deb(offline_data.MRICRON_DEB),
                    offline_data.MRICRON_TEMPLATES)
-    regions = offline_data._parse_aal_txt(osp.join(tpl, 'aal.nii.txt'))
+    regions = offline_data.parse_aal_txt(osp.join(tpl, 'aal.nii.txt'))
     assert len(regions) == 116
     cls = np.array([aal_region_to_class(n, c) for _, n, c in regions])
     assert cls.min() >= 1

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import ndimage
-from tool_loading import load_tool
 
 from mmseg_contrast.datasets import few_label as fl
+
+from helpers.tool_loading import load_tool
 
 AAL_CONFIG = 'configs/baseline/deeplabv3_mnv2_aal_cpu.py'
 

@@ -7,9 +7,8 @@ import pytest
 import torch
 from mmcv.transforms import Compose
 from mmengine.dataset import ConcatDataset, pseudo_collate
-from PIL import Image
-
 from mmseg.registry import DATA_SAMPLERS, DATASETS, MODELS
+from PIL import Image
 
 
 def _write_images(root, names, size=(20, 24), seg=False):

@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import pytest
+
 from helpers.import_graph import cycles, import_graph, imports_of, module_files
 
 PKG = 'mmseg_contrast'

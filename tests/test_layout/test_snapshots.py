@@ -12,7 +12,8 @@ def test_registered_names_match_snapshot():
 
 
 def test_config_set_matches_snapshot():
-    assert snap.config_files() == sorted(snap.load_snapshot('resolved_configs'))
+    expected = sorted(snap.load_snapshot('resolved_configs'))
+    assert snap.config_files() == expected
 
 
 @pytest.mark.parametrize('rel', sorted(snap.load_snapshot('resolved_configs')))

@@ -16,7 +16,6 @@ exercised) and an even 34x66 stem output for the ResNet (where the
 needed: the stock mmseg layers with the same weights are far off.
 """
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest

@@ -6,11 +6,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers.reliab_helpers import TINY_CFG, data_options
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from tool_loading import load_tool
 
 from mmseg_contrast.engine.hooks import LabelRangeCheckHook
 from mmseg_contrast.engine.hooks.label_check_hook import find_bad_labels
@@ -19,6 +17,9 @@ from mmseg_contrast.models.losses.pixel_contrast_loss import (
     sample_anchors,
 )
 from mmseg_contrast.models.losses.reco_loss import ReCoLoss
+
+from helpers.reliab_helpers import TINY_CFG, data_options
+from helpers.tool_loading import load_tool
 
 BN = dict(type='BN', requires_grad=True)
 

@@ -1,9 +1,10 @@
-"""Fixtures for the tool tests (see tool_helpers.py)."""
+"""Fixtures for the tool tests (see tests/helpers/tool_helpers.py)."""
 import os.path as osp
-import sys
 
 import pytest
-from tool_helpers import CONTRAST_OPTIONS, save_model
+
+from helpers.tool_helpers import CONTRAST_OPTIONS, save_model
+from helpers.tool_loading import load_tool
 
 _REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -35,11 +36,8 @@ def contrast_ckpt(tmp_path_factory):
 @pytest.fixture(scope='session')
 def split_files(tmp_path_factory, aal_root):
     """The 5 % labelled / unlabelled split of the demo (documented tool)."""
-    sys.path.insert(0, osp.join(_REPO, 'tools', 'dataset_converters'))
-    try:
-        import reco_partial_dataset
-    finally:
-        sys.path.pop(0)
+    reco_partial_dataset = load_tool(
+        'dataset_converters/reco_partial_dataset.py')
     out = tmp_path_factory.mktemp('splits')
     lab, unl = str(out / 'lab.txt'), str(out / 'unl.txt')
     reco_partial_dataset.main([

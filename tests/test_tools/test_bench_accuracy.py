@@ -1,17 +1,22 @@
-"""The accuracy-suite harness: configs exist and parse, the suite entry is
-recomputed from the per-seed values, discarded runs are read from disk."""
+"""The accuracy suite (:mod:`mmseg_contrast.tooling.accuracy_suite`, CLI
+``tools/analysis/bench_accuracy.py``): configs exist and parse, the suite
+entry is recomputed from the per-seed values, discarded runs are read from
+disk."""
 import glob
 import json
 import os
 import os.path as osp
-import sys
 
 import pytest
 from scipy import stats
 
+from mmseg_contrast.tooling import accuracy_suite as ba
+from mmseg_contrast.tooling.accuracy_suite import pretrain
+from mmseg_contrast.tooling.compare import CompareError
+
+from helpers.tool_loading import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
-import bench_accuracy as ba  # noqa: E402
 
 
 def test_arms_and_comparisons_are_consistent():
@@ -89,7 +94,7 @@ def test_markdown_table_from_suite_json():
 def test_densecl_length_keys_the_pretraining_and_the_arm(tmp_path):
     """Another --densecl-iters gets its own pre-training dir and arm, and a
     reused pre-training dir of another length is refused."""
-    import shutil
+    from mmengine.config import Config
     n = ba.densecl_iters()
     assert ba.densecl_arm() == ba.densecl_arm(n) == 'densecl100'
     assert ba.densecl_arm(n // 4) == f'densecl100_{n // 4}it'
@@ -98,11 +103,14 @@ def test_densecl_length_keys_the_pretraining_and_the_arm(tmp_path):
     assert ba.densecl_pretrain_dir('w', 0, n // 4) != a
     wd = tmp_path / 'pre'
     os.makedirs(wd)
-    ba._check_pretrain_length(str(wd), n)  # nothing dumped yet: fine
-    shutil.copy(osp.join(REPO, ba.DENSECL_PRETRAIN), wd)
-    ba._check_pretrain_length(str(wd), n)
-    with pytest.raises(ba.CompareError, match=f'{n}-iteration'):
-        ba._check_pretrain_length(str(wd), n // 4)
+    ba.check_pretrain_length(str(wd), n)  # nothing dumped yet: fine
+    # the config dump tools/train.py leaves in a work dir (resolved, no
+    # _base_ to follow)
+    Config.fromfile(osp.join(REPO, ba.DENSECL_PRETRAIN)).dump(
+        str(wd / osp.basename(ba.DENSECL_PRETRAIN)))
+    ba.check_pretrain_length(str(wd), n)
+    with pytest.raises(CompareError, match=f'{n}-iteration'):
+        ba.check_pretrain_length(str(wd), n // 4)
 
 
 def test_one_seed_suite_has_no_ci_and_still_reports(tmp_path):
@@ -114,8 +122,7 @@ def test_one_seed_suite_has_no_ci_and_still_reports(tmp_path):
              baseline_miou=[1.0], method_miou=[2.0], seeds=[0])
     table = ba.markdown_table(dict(comparisons=[c]))
     assert '| y 1.00 | x 2.00 | +1.00 | **+1.00** (1 seed: no CI) |' in table
-    from _suite_figure import plot_suite
-    png = plot_suite(dict(comparisons=[c]), str(tmp_path / 's.png'))
+    png = ba.plot_suite(dict(comparisons=[c]), str(tmp_path / 's.png'))
     assert osp.getsize(png) > 1000
 
 
@@ -133,8 +140,23 @@ def test_trained_pretraining_is_converted_not_resumed(tmp_path, monkeypatch):
         calls.append(what)
         if 'densecl2mmseg' in what:
             open(cmd[3], 'wb').close()  # the converter's output (.tmp)
-    monkeypatch.setattr(ba, 'run_logged', fake_run)
-    out = ba._densecl_pretrain(str(wd), 0, n)
+    monkeypatch.setattr(pretrain, 'run_logged', fake_run)
+    out = ba.pretrain_and_convert(str(wd), 0, n)
     assert calls == ['model_converters/densecl2mmseg']
     assert osp.isfile(out)
     assert (wd / 'last_checkpoint').read_text().endswith(f'iter_{n}.pth')
+
+
+def test_cli_markdown_prints_the_table_of_the_suite_json(
+        tmp_path, monkeypatch, capsys):
+    c = dict(name='x_vs_y', dataset='fashion_canvas (20 labelled / 1980 '
+             'unlabelled)', baseline='y', method='x', baseline_mean=1.0,
+             baseline_std=0.5, method_mean=2.0, method_std=0.25,
+             per_seed_diff=[1.0, 0.5, 1.5], diff_mean=1.0, ci95=[-0.24, 2.24])
+    out = tmp_path / 'suite.json'
+    out.write_text(json.dumps(dict(comparisons=[c])))
+    monkeypatch.chdir(tmp_path)  # the tool changes to the repo root
+    tool = load_tool('analysis/bench_accuracy.py')
+    assert tool.main(['--markdown', '--out', str(out)]) == 0
+    assert capsys.readouterr().out.strip() == ba.markdown_table(
+        dict(comparisons=[c]))

@@ -4,10 +4,11 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from tool_helpers import CONFIG, CONTRAST_OPTIONS, cli_options
-from tool_loading import load_tool
 
 from mmseg_contrast.tooling.embedding_analysis import class_relation
+
+from helpers.tool_helpers import CONFIG, CONTRAST_OPTIONS, cli_options
+from helpers.tool_loading import load_tool
 
 relation = load_tool('analysis/class_relation.py')
 
@@ -69,18 +70,19 @@ def test_semi_supervised_reco_checkpoint(tmp_path, aal_root):
     assert model is not semi and hasattr(model, 'decode_head')
     w = 'decode_head.conv_seg.weight'
     assert torch.equal(model.state_dict()[w], semi.teacher.state_dict()[w])
+    from mmseg_contrast.tooling.figures.relation import relation_figures
     prefix = str(tmp_path / 'reco')
-    res = relation.main([
-        cfg_file, ckpt, '--out-prefix', prefix, '--max-images', '2',
-        '--cfg-options', f'val_dataloader.dataset.data_root={aal_root}'
-    ])
+    res = relation_figures(
+        cfg_file, ckpt, out_prefix=prefix, max_images=2,
+        cfg_options={'val_dataloader.dataset.data_root': aal_root})
     assert osp.getsize(res['csv']) > 100
     assert res['kind'] == 'proj'  # the ReCo representation head
 
 
 def test_reco_negative_distribution():
-    from mmseg_contrast.tooling.embedding_analysis import \
-        reco_negative_distribution
+    from mmseg_contrast.tooling.embedding_analysis import (
+        reco_negative_distribution,
+    )
     cos = np.array([[1.0, 0.8, -0.2], [0.8, 1.0, 0.1], [-0.2, 0.1, 1.0]])
     p = reco_negative_distribution(cos, tau=0.5)
     np.testing.assert_allclose(np.diag(p), 0.0)

@@ -1,8 +1,8 @@
 import os.path as osp
 import shutil
 
-from tool_helpers import CONFIG
-from tool_loading import load_tool
+from helpers.tool_helpers import CONFIG
+from helpers.tool_loading import load_tool
 
 demo = load_tool('analysis/demo_figures.py')
 
@@ -40,3 +40,8 @@ def test_demo_figures(tmp_path, ce_ckpt, contrast_ckpt, aal_root):
         'relation_contrast.png', 'tsne_ce_vs_contrast.png'
     ]
     assert all(osp.getsize(out / n) > 500 for n in names)
+    # the checkpoint named in last_checkpoint is found next to it
+    from mmseg_contrast.tooling.figures.demo import run_files
+    assert run_files(str(tmp_path / 'ce')) == (
+        str(tmp_path / 'ce' / 'deeplabv3_mnv2_aal_cpu.py'),
+        str(tmp_path / 'ce' / 'iter_20.pth'))

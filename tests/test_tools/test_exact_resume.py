@@ -9,11 +9,11 @@ For the contrast + memory-bank demo the 3 iterations are a separate run
 iteration-3 checkpoint; the other two resume from a copy of that checkpoint
 (one process less each).
 """
-import shutil
 import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -161,7 +161,8 @@ def test_resume_is_bit_exact(name, tmp_path, aal_root, mobilenetv2_ckpt,
 
 def test_train_tool_adds_the_seed_hook_once():
     from mmengine.config import Config
-    from tool_loading import load_tool
+
+    from helpers.tool_loading import load_tool
     train = load_tool('train.py')
     cfg = Config(dict(custom_hooks=[dict(type='PixelMemoryBankHook')]))
     train.add_hook_once(cfg, 'IterationSeedHook')

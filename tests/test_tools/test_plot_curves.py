@@ -1,7 +1,14 @@
 import os.path as osp
 
 import pytest
-from tool_loading import load_tool
+
+from mmseg_contrast.tooling.figures.curves import (
+    find_log,
+    load_log,
+    plot_curves,
+)
+
+from helpers.tool_loading import load_tool
 
 curves = load_tool('analysis/plot_curves.py')
 
@@ -37,19 +44,29 @@ def test_two_runs_overlaid(tmp_path):
 
 def test_load_log_and_errors(tmp_path):
     _write_run(tmp_path / 'r', True, 30.0)
-    log = curves.find_log(str(tmp_path / 'r'))
+    log = find_log(str(tmp_path / 'r'))
     assert log.endswith(osp.join('vis_data', 'scalars.json'))
-    s = curves.load_log(log)
+    s = load_log(log)
     assert s['mIoU'] == ([50, 100], [30.5, 31.0])
     assert len(s['decode.loss_contrast'][0]) == 10
     with pytest.raises(FileNotFoundError, match='No such log'):
-        curves.find_log(str(tmp_path / 'missing'))
+        find_log(str(tmp_path / 'missing'))
     (tmp_path / 'empty').mkdir()
     with pytest.raises(FileNotFoundError, match='vis_data'):
-        curves.find_log(str(tmp_path / 'empty'))
+        find_log(str(tmp_path / 'empty'))
     (tmp_path / 'bad.json').write_text('{"step": 1, "loss": 1}\nnot json\n')
     with pytest.raises(ValueError, match='bad.json:2'):
-        curves.load_log(str(tmp_path / 'bad.json'))
+        load_log(str(tmp_path / 'bad.json'))
     with pytest.raises(SystemExit, match='no key matches'):
         curves.main([log, '--keys', 'nothing_like_this', '--metrics', 'x',
                      '--out', str(tmp_path / 'o.png')])
+
+
+def test_library_error_is_a_value_error(tmp_path):
+    from mmseg_contrast.tooling.figures.errors import FigureInputError
+    _write_run(tmp_path / 'r', False, 30.0)
+    with pytest.raises(FigureInputError, match='--legend needs 1 names'):
+        plot_curves([str(tmp_path / 'r')], ['a', 'b'],
+                    out=str(tmp_path / 'o.png'))
+    with pytest.raises(SystemExit, match='--legend needs 1 names'):
+        curves.main([str(tmp_path / 'r'), '--legend', 'a', 'b'])

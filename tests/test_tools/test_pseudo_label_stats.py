@@ -2,8 +2,15 @@ import json
 
 import pytest
 import torch
-from tool_helpers import CONFIG, cli_options
-from tool_loading import load_tool
+
+from mmseg_contrast.tooling.pseudo_label_stats import (
+    confusion_by_threshold,
+    format_table,
+    summarise,
+)
+
+from helpers.tool_helpers import CONFIG, cli_options
+from helpers.tool_loading import load_tool
 
 pls = load_tool('analysis/pseudo_label_stats.py')
 
@@ -13,7 +20,7 @@ def test_summary_math():
     # rows = ground truth, columns = prediction
     m = torch.tensor([[[6, 2], [1, 1]], [[0, 0], [0, 0]]])
     gt = torch.tensor([8, 2])
-    st = pls.summarise(m, gt, [0.0, 1.0], ['bg', 'fg'])
+    st = summarise(m, gt, [0.0, 1.0], ['bg', 'fg'])
     a, b = st
     assert a['confident'] == pytest.approx(100.)
     assert a['accuracy_of_confident'] == pytest.approx(70.)
@@ -25,7 +32,7 @@ def test_summary_math():
     assert bg['pseudo_share'] + fg['pseudo_share'] == pytest.approx(100.)
     assert b['confident'] == 0 and b['accuracy_of_confident'] is None
     assert b['classes'][1]['precision'] is None
-    assert 'fg' in pls.format_table(a)
+    assert 'fg' in format_table(a)
 
 
 class _Stub:
@@ -46,11 +53,10 @@ class _Stub:
 
 def test_confusion_counts():
     from mmengine.structures import PixelData
-
     from mmseg.structures import SegDataSample
     ds = SegDataSample()
     ds.gt_sem_seg = PixelData(data=torch.tensor([[[1, 0], [255, 1]]]))
-    m, gt = pls.confusion_by_threshold(_Stub(), [dict(inputs=None,
+    m, gt = confusion_by_threshold(_Stub(), [dict(inputs=None,
                                                       data_samples=[ds])],
                                        2, [0.4, 0.9], ignore_index=255)
     assert gt.tolist() == [1, 2]  # the ignore pixel is left out

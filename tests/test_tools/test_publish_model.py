@@ -4,12 +4,13 @@ import re
 
 import pytest
 import torch
-from tool_helpers import CONFIG, CONTRAST_OPTIONS
-from tool_loading import load_tool
 
 from mmseg_contrast.checkpoint import load_checkpoint_file
 from mmseg_contrast.tooling.embedding_analysis import CheckpointMismatchError
 from mmseg_contrast.tooling.publish import is_memory_key, strip_checkpoint
+
+from helpers.tool_helpers import CONFIG, CONTRAST_OPTIONS
+from helpers.tool_loading import load_tool
 
 publish = load_tool('misc/publish_model.py')
 

@@ -2,7 +2,7 @@
 import json
 import os.path as osp
 
-from tool_loading import load_tool
+from helpers.tool_loading import load_tool
 
 LOG = (
     '11/24 05:47:20 - mmengine - INFO - Iter(val) [32/32]    aAcc: 74.0100  '

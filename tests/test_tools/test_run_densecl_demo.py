@@ -4,7 +4,8 @@ import json
 import os.path as osp
 
 import pytest
-from tool_loading import load_tool
+
+from helpers.tool_loading import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -45,6 +46,7 @@ def test_last_metrics(demo, tmp_path):
 def test_pretrain_defaults_fit_the_dataset(demo):
     """Queue of one batch and the linearly scaled MoCo lr by default."""
     from mmengine.config import Config
+
     from mmseg_contrast.selfsup.densecl import own_image_in_queue_prob
     args = demo.parse_args([])
     assert args.queue_len == 16 and args.pretrain_batch_size == 16

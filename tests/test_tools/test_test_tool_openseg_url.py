@@ -16,10 +16,10 @@ import sys
 
 import cv2
 import numpy as np
-from tool_helpers import REPO
 
-from helpers.local_http_server import FileServer  # noqa: E402
-from helpers.openseg_layout import openseg_checkpoint_bytes  # noqa: E402
+from helpers.local_http_server import FileServer
+from helpers.openseg_layout import openseg_checkpoint_bytes
+from helpers.tool_helpers import REPO
 
 CONFIG = 'configs/pixel_contrast/fcn_hr48_openseg_4xb2-40k_cityscapes-512x1024.py'  # noqa: E501
 URL_PATH = '/tfzhou/pretrained_weights/releases/download/v0.1/' \

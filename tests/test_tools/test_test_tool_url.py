@@ -1,15 +1,13 @@
 """``tools/test.py CONFIG URL``: verified download into the torch hub cache."""
 import hashlib
 import os
-import os.path as osp
 import re
 import shutil
 import subprocess
 import sys
 
-from tool_helpers import CONFIG, REPO
-
-from helpers.local_http_server import FileServer  # noqa: E402
+from helpers.local_http_server import FileServer
+from helpers.tool_helpers import CONFIG, REPO
 
 
 def test_test_tool_downloads_checkpoint_url(tmp_path, ce_ckpt, aal_root):

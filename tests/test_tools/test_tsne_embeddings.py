@@ -3,14 +3,17 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from tool_helpers import CONFIG, CONTRAST_OPTIONS, cli_options
-from tool_loading import load_tool
 
-from mmseg_contrast.tooling.embedding_analysis import (CheckpointMismatchError,
-                                                     build_dataloader,
-                                                     collect_embeddings,
-                                                     init_segmentor,
-                                                     sample_per_class)
+from mmseg_contrast.tooling.embedding_analysis import (
+    CheckpointMismatchError,
+    build_dataloader,
+    collect_embeddings,
+    init_segmentor,
+    sample_per_class,
+)
+
+from helpers.tool_helpers import CONFIG, CONTRAST_OPTIONS, cli_options
+from helpers.tool_loading import load_tool
 
 tsne = load_tool('analysis/tsne_embeddings.py')
 
@@ -61,9 +64,11 @@ def test_tsne_side_by_side(tmp_path, aal_options, ce_ckpt, contrast_ckpt):
     # use the pre-classifier feature
     assert {s[1] for s in summary} == {'feature'}
     # classes in the plot = classes in the first 4 val label maps
-    from mmseg_contrast.tooling.offline_data import prepare_aal_slices
     import glob
+
     from PIL import Image
+
+    from mmseg_contrast.tooling.data import prepare_aal_slices
     root = prepare_aal_slices()
     anns = sorted(glob.glob(osp.join(root, 'ann_dir', 'val', '*.png')))[:4]
     gt = set(np.unique(np.concatenate(
@@ -74,10 +79,11 @@ def test_tsne_side_by_side(tmp_path, aal_options, ce_ckpt, contrast_ckpt):
 
 
 def test_tsne_uses_projection_head(tmp_path, aal_options, contrast_ckpt):
+    from mmseg_contrast.tooling.figures.tsne import tsne_figure
     out = str(tmp_path / 'tsne_proj.png')
-    summary = tsne.main([CONFIG, contrast_ckpt, '--out', out,
-                         '--max-images', '2', '--perplexity', '5'] +
-                        cli_options(dict(aal_options, **CONTRAST_OPTIONS)))
+    summary = tsne_figure([(CONFIG, contrast_ckpt)], out, max_images=2,
+                          perplexity=5,
+                          cfg_options=dict(aal_options, **CONTRAST_OPTIONS))
     assert summary[0][1] == 'proj'
     assert osp.getsize(out) > 5_000
 

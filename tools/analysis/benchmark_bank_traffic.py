@@ -26,7 +26,6 @@ Target (issue 11): <= 1 MiB per rank and iteration, identical banks.
 import argparse
 import os
 import os.path as osp
-import sys
 import tempfile
 
 import torch
@@ -50,9 +49,9 @@ def parse_args(argv=None):
 
 
 def shapes_from_config(path, output_stride):
-    sys.path.insert(0, REPO)
-    import mmseg_contrast  # noqa: F401
     from mmengine.config import Config
+
+    import mmseg_contrast  # noqa: F401
     cfg = Config.fromfile(path)
     head = cfg.model.decode_head
     bank = head.memory_bank
@@ -84,9 +83,9 @@ def _worker(rank, world, init_file, shapes, iters, out_dir):
     torch_dist.init_process_group('gloo', init_method=f'file://{init_file}',
                                   rank=rank, world_size=world)
     try:
-        sys.path.insert(0, REPO)
-        import mmseg_contrast  # noqa: F401
         from mmengine.dist import all_gather
+
+        import mmseg_contrast  # noqa: F401
         from mmseg_contrast.models.utils import memory_bank as mb
         sent = {'now': 0}
 

@@ -13,19 +13,14 @@ import hashlib
 import os
 import os.path as osp
 import shutil
-import sys
 import tempfile
 import time
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-import torch  # noqa: E402
+import torch
 
-import mmseg_contrast  # noqa: E402,F401
-from mmseg_contrast.checkpoint.integrity import \
-    verify_checkpoint_file  # noqa: E402
-from mmseg_contrast.checkpoint.safety import \
-    load_checkpoint_file  # noqa: E402
+import mmseg_contrast  # noqa: F401
+from mmseg_contrast.checkpoint.integrity import verify_checkpoint_file
+from mmseg_contrast.checkpoint.safety import load_checkpoint_file
 
 
 def _state_dict(mib):

@@ -45,7 +45,10 @@ import torch.nn.functional as F
 
 import mmseg_contrast  # noqa: F401  (registers PixelContrastLoss)
 from mmseg_contrast.models.losses.pixel_contrast_loss import (
-    PixelContrastLoss, in_batch_contrast, sample_anchors)
+    PixelContrastLoss,
+    in_batch_contrast,
+    sample_anchors,
+)
 from mmseg_contrast.models.utils.memory_bank import PixelMemoryBank
 
 

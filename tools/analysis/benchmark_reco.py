@@ -15,9 +15,9 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmseg.registry import MODELS
 
 import mmseg_contrast  # noqa: F401  (registers ReCoLoss)
-from mmseg.registry import MODELS
 
 
 # --------------------------------------------------------------------------

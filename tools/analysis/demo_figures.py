@@ -10,42 +10,15 @@ config dump ``<config>.py``, ``last_checkpoint`` and ``*/vis_data``. Writes
 ``contrast``), and prints the numbers each tool reports. By default both
 models are compared on the pre-classifier feature (``--embedding feature``),
 the embedding both have.
+
+The library is :mod:`mmseg_contrast.tooling.figures.demo`.
 """
 import argparse
-import glob
-import os
-import os.path as osp
-import shutil
-import sys
 
-TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.dirname(TOOLS))
-sys.path.insert(0, osp.join(TOOLS, 'analysis'))
-import mmseg_contrast  # noqa: E402,F401
+from mmengine.config import DictAction
 
-import class_relation  # noqa: E402
-import plot_curves  # noqa: E402
-import tsne_embeddings  # noqa: E402
-
-
-def run_files(work_dir):
-    """(config dump, last checkpoint) of a training work dir."""
-    marker = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(marker):
-        ckpt = open(marker).read().strip()
-        if not osp.isfile(ckpt):  # written with another absolute root
-            ckpt = osp.join(work_dir, osp.basename(ckpt))
-    else:
-        cands = sorted(glob.glob(osp.join(work_dir, 'iter_*.pth')),
-                       key=osp.getmtime)
-        if not cands:
-            raise FileNotFoundError(f'no checkpoint in {work_dir}')
-        ckpt = cands[-1]
-    cfgs = [c for c in glob.glob(osp.join(work_dir, '*.py'))]
-    if len(cfgs) != 1:
-        raise FileNotFoundError(f'expected one config dump in {work_dir}, '
-                                f'found {len(cfgs)}')
-    return cfgs[0], ckpt
+from mmseg_contrast.tooling.figures.demo import demo_figures
+from mmseg_contrast.tooling.figures.errors import FigureInputError
 
 
 def main(argv=None):
@@ -59,33 +32,13 @@ def main(argv=None):
         '--embedding', default='feature', choices=['feature', 'proj', 'auto'],
         help='compare like with like: the pre-classifier feature exists in '
         'both models (default); proj/auto use a projection head if any')
-    p.add_argument('--cfg-options', nargs='+', default=[])
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = p.parse_args(argv)
-    os.makedirs(args.out_dir, exist_ok=True)
-    (ce_cfg, ce_ckpt), (co_cfg, co_ckpt) = map(
-        run_files, (args.ce_dir, args.contrast_dir))
-    opts = ['--cfg-options'] + args.cfg_options if args.cfg_options else []
-    mi = ['--max-images', str(args.max_images), '--embedding', args.embedding]
-    tsne_embeddings.main([
-        ce_cfg, ce_ckpt, '--compare', co_cfg, co_ckpt, '--titles',
-        *args.names, '--out',
-        osp.join(args.out_dir, 'tsne_ce_vs_contrast.png')
-    ] + mi + opts)
-    for tag, cfg, ckpt, name in (('ce', ce_cfg, ce_ckpt, args.names[0]),
-                                 ('contrast', co_cfg, co_ckpt,
-                                  args.names[1])):
-        prefix = osp.join(args.out_dir, tag)
-        class_relation.main([cfg, ckpt, '--out-prefix', prefix, '--title',
-                             name] + mi + opts)
-        shutil.move(f'{prefix}_relation.png',
-                    osp.join(args.out_dir, f'relation_{tag}.png'))
-        shutil.move(f'{prefix}_relation.csv',
-                    osp.join(args.out_dir, f'relation_{tag}.csv'))
-        shutil.move(f'{prefix}_dendrogram.png',
-                    osp.join(args.out_dir, f'dendrogram_{tag}.png'))
-    plot_curves.main([args.ce_dir, args.contrast_dir, '--legend',
-                      *args.names, '--smooth', '3', '--out',
-                      osp.join(args.out_dir, 'curves.png')])
+    try:
+        demo_figures(args.ce_dir, args.contrast_dir, args.names, args.out_dir,
+                     args.max_images, args.embedding, args.cfg_options)
+    except FigureInputError as e:
+        raise SystemExit(str(e)) from None
 
 
 if __name__ == '__main__':

@@ -12,15 +12,13 @@ its own colour. A run is a JSON file or a work dir (the newest
     python tools/analysis/plot_curves.py work_dirs/ce work_dirs/contrast \
         --legend "CE only" "+ contrast" --out docs/figures/curves.png
 
-This tool reads logs only, so it has no ``--cfg-options``.
+This tool reads logs only, so it has no ``--cfg-options``. The library is
+:mod:`mmseg_contrast.tooling.figures.curves`.
 """
 import argparse
-import glob
-import json
-import math
-import os
-import os.path as osp
-import re
+
+from mmseg_contrast.tooling.figures.curves import plot_curves
+from mmseg_contrast.tooling.figures.errors import FigureInputError
 
 
 def parse_args(argv=None):
@@ -41,124 +39,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def find_log(path):
-    """The JSON scalar log of a run (file or work dir)."""
-    if osp.isfile(path):
-        return path
-    if not osp.isdir(path):
-        raise FileNotFoundError(f'No such log file or work dir: {path}')
-    cands = glob.glob(osp.join(path, '**', 'vis_data', 'scalars.json'),
-                      recursive=True)
-    if not cands:
-        cands = glob.glob(osp.join(path, '**', 'vis_data', '*.json'),
-                          recursive=True)
-    cands = [c for c in cands if osp.getsize(c) > 0]
-    if not cands:
-        raise FileNotFoundError(
-            f'No non-empty vis_data/*.json log under {path} (was the run '
-            f'started with a LocalVisBackend?)')
-    return max(cands, key=osp.getmtime)
-
-
-def load_log(path):
-    """{key: ([steps], [values])} from an mmengine JSON-lines log."""
-    series = {}
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(
-                    f'{path}:{n}: not a JSON line ({e})') from None
-            step = rec.get('step', rec.get('iter'))
-            if step is None:
-                continue
-            for k, v in rec.items():
-                if k in ('step', 'iter', 'epoch') or not isinstance(
-                        v, (int, float)):
-                    continue
-                xs, ys = series.setdefault(k, ([], []))
-                xs.append(step)
-                ys.append(float(v))
-    if not series:
-        raise ValueError(f'{path}: no scalars found')
-    return series
-
-
-def smooth(ys, w):
-    if w <= 1 or len(ys) < w:
-        return ys
-    out, acc = [], 0.0
-    for i, y in enumerate(ys):
-        acc += y
-        if i >= w:
-            acc -= ys[i - w]
-        out.append(acc / min(i + 1, w))
-    return out
-
-
 def main(argv=None):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     args = parse_args(argv)
-    names = args.legend or [
-        osp.basename(osp.normpath(r)) for r in args.runs
-    ]
-    if len(names) != len(args.runs):
-        raise SystemExit(f'--legend needs {len(args.runs)} names, got '
-                         f'{len(names)}')
-    logs = [load_log(find_log(r)) for r in args.runs]
-    pat = re.compile(args.keys)
-    loss_keys = sorted({k for s in logs for k in s if pat.search(k)},
-                       key=lambda k: (k != 'loss', k))
-    metric_keys = [m for m in args.metrics if any(m in s for s in logs)]
-    keys = loss_keys + metric_keys
-    if not keys:
-        raise SystemExit(f'no key matches --keys {args.keys!r} or '
-                         f'--metrics {args.metrics} in the logs')
-    ncol = min(3, len(keys))
-    nrow = math.ceil(len(keys) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.0 * nrow),
-                             squeeze=False)
-    colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
-    for ax, key in zip(axes.flat, keys):
-        is_metric = key in metric_keys
-        for i, (name, s) in enumerate(zip(names, logs)):
-            if key not in s:
-                continue
-            xs, ys = s[key]
-            ys = ys if is_metric else smooth(ys, args.smooth)
-            ax.plot(xs, ys, marker='o' if is_metric else None, ms=3,
-                    lw=1.2, color=colors[i % len(colors)], label=name)
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel('iteration', fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
-        ax.axis('off')
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    for ax in axes.flat:  # a run may lack the first key
-        h, lb = ax.get_legend_handles_labels()
-        if len(h) > len(handles):
-            handles, labels = h, lb
-    fig.legend(handles, labels, loc='lower center', ncol=len(names),
-               fontsize=8, frameon=False)
-    if args.title:
-        fig.suptitle(args.title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    fig.savefig(args.out, dpi=90)
-    plt.close(fig)
-    for name, s in zip(names, logs):
-        last = {m: s[m][1][-1] for m in metric_keys if m in s}
-        print(f'{name}: ' + ', '.join(f'final {m} {v:.2f}'
-                                      for m, v in last.items()))
-    print(f'saved {args.out} ({len(keys)} panels: {", ".join(keys)})')
-    return keys
+    try:
+        return plot_curves(args.runs, args.legend, args.keys, args.metrics,
+                           args.smooth, args.out, args.title)
+    except FigureInputError as e:
+        raise SystemExit(str(e)) from None
 
 
 if __name__ == '__main__':

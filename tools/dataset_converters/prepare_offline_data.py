@@ -13,22 +13,15 @@ Examples::
 """
 import argparse
 import logging
-import os.path as osp
-import sys
 import time
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO_ROOT)
-
-from mmseg_contrast.tooling import offline_data  # noqa: E402
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from fashion_canvas import prepare_fashion_canvas  # noqa: E402
+from mmseg_contrast.tooling import data as offline_data
 
 STEPS = (
     ('voc_mini', offline_data.prepare_voc_mini),
     ('aal', offline_data.prepare_aal_slices),
     ('mobilenetv2', offline_data.prepare_mobilenetv2),
-    ('fashion', prepare_fashion_canvas),
+    ('fashion', offline_data.prepare_fashion_canvas),
 )
 
 

@@ -16,14 +16,11 @@ ReCo's settings: Pascal ``--num-labels 60/200/600 --min-classes 3``
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
-import mmseg_contrast  # noqa: E402,F401  (compat layer + registration)
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config, DictAction
 
-from mmseg_contrast.datasets import few_label  # noqa: E402
+import mmseg_contrast  # noqa: F401  (compat layer + registration)
+from mmseg_contrast.datasets import few_label
 
 
 def parse_args(argv=None):

@@ -12,15 +12,11 @@ Example::
         --out-dir data/aal_slices/ann_dir_p0_seed0/train
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))))
-import mmseg_contrast  # noqa: E402,F401  (compat layer + registration)
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config, DictAction
 
-from mmseg_contrast.datasets import few_label  # noqa: E402
+import mmseg_contrast  # noqa: F401  (compat layer + registration)
+from mmseg_contrast.datasets import few_label
 
 
 def parse_args(argv=None):

@@ -8,10 +8,11 @@ writes ``work_dirs/publish/X_<YYYYMMDD>-<sha256[:8]>.pth`` without
 optimizer / param_schedulers / message_hub / EMA resume copy, memory-bank
 buffers (``*memory*``, ``*queue*``, ``*_ptr``), the unused branch of a
 mean-teacher checkpoint (``--semi-branch``) and, with ``--strip-proj``, the
-projection head; ``meta`` keeps ``dataset_meta``. With ``--config`` the published weights are loaded
-into the config's model first, so a checkpoint that does not match the
-config (e.g. another number of classes) is refused with a one-line error.
-The output stem defaults to the config stem when ``--config`` is given.
+projection head; ``meta`` keeps ``dataset_meta``. With ``--config`` the
+published weights are loaded into the config's model first, so a checkpoint
+that does not match the config (e.g. another number of classes) is refused
+with a one-line error. The output stem defaults to the config stem when
+``--config`` is given.
 """
 import argparse
 import os.path as osp

@@ -13,7 +13,8 @@ Examples::
         hrnet_w48_contrast_lr1x_hrnet_contrast_t0.1_max_performance.pth \\
         checkpoints/hrnet_w48_contrast_openseg_mmseg.pth
     python tools/test.py \\
-        configs/pixel_contrast/fcn_hr48_openseg-contrast_4xb2-40k_cityscapes-512x1024.py \\
+        configs/pixel_contrast/\\
+fcn_hr48_openseg-contrast_4xb2-40k_cityscapes-512x1024.py \\
         checkpoints/hrnet_w48_contrast_openseg_mmseg.pth
 
 ``tools/test.py CONFIG <authors' URL>`` does the same conversion by itself
@@ -22,8 +23,6 @@ Examples::
 import argparse
 import os.path as osp
 import sys
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmseg_contrast  # noqa: F401
 from mmseg_contrast.checkpoint import (
@@ -36,6 +35,8 @@ from mmseg_contrast.converters.openseg import (
     convert_openseg_checkpoint,
     summary,
 )
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):

@@ -21,7 +21,8 @@ Examples::
         --backbone-type ResNet --depth 50
     python tools/model_converters/densecl2mmseg.py \\
         work_dirs/densecl/epoch_200.pth r50_mmseg.pth \\
-        --config configs/densecl/fcn_r50-d8_densecl-in1k-pre_4xb4-20k_voc12aug-512x512.py  # noqa: E501
+        --config configs/densecl/\\
+fcn_r50-d8_densecl-in1k-pre_4xb4-20k_voc12aug-512x512.py
 """
 import argparse
 import sys

@@ -13,13 +13,13 @@ import io
 import os.path as osp
 import zipfile
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 import mmseg_contrast  # noqa: F401  (compat layer: safe loading)
-from mmseg_contrast.checkpoint.integrity import atomic_torch_save
+from mmseg_contrast.checkpoint import atomic_torch_save
 from mmseg_contrast.checkpoint.safety import load_checkpoint_file
 from mmseg_contrast.converters.mobilenetv2 import convert_deepsort_mobilenetv2
 from mmseg_contrast.tooling import offline_data
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def load_source(src):

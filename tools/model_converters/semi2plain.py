@@ -16,8 +16,7 @@ import argparse
 from collections import OrderedDict
 
 import mmseg_contrast  # noqa: F401  (applies the checkpoint allowlist)
-from mmseg_contrast.checkpoint import load_checkpoint_file
-from mmseg_contrast.checkpoint.integrity import atomic_torch_save
+from mmseg_contrast.checkpoint import atomic_torch_save, load_checkpoint_file
 
 
 def semi_to_plain(state_dict: dict, branch: str = 'teacher') -> OrderedDict:

@@ -1,1 +1,5 @@
-from .multi_source_sampler import MultiSourceSampler  # noqa: F401
+from .multi_source_sampler import MultiSourceSampler
+
+__all__ = [
+    'MultiSourceSampler'
+]

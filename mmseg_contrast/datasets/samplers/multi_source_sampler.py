@@ -5,9 +5,8 @@ from typing import Iterator, List, Optional, Union
 import torch
 from mmengine.dataset import ConcatDataset
 from mmengine.dist import get_dist_info, sync_random_seed
-from torch.utils.data import Sampler
-
 from mmseg.registry import DATA_SAMPLERS
+from torch.utils.data import Sampler
 
 
 @DATA_SAMPLERS.register_module()
@@ -16,8 +15,9 @@ class MultiSourceSampler(Sampler):
     ``ConcatDataset`` in a fixed ratio (mmdet 3.x ``MultiSourceSampler``).
 
     Each consecutive group of ``batch_size`` indices holds
-    ``num_per_source[i]`` indices of source ``i``, where ``num_per_source[i] = int(batch_size *
-    source_ratio[i] / sum(source_ratio))`` and source 0 takes the remainder.
+    ``num_per_source[i]`` indices of source ``i``, where
+    ``num_per_source[i] = int(batch_size * source_ratio[i] /
+    sum(source_ratio))`` and source 0 takes the remainder.
     Use it with the dataloader's ``batch_size`` equal to ``batch_size`` (per
     GPU) and an iteration-based loop.
 

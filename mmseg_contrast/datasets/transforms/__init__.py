@@ -1,1 +1,5 @@
-from .semi_transforms import PackSemiInputs, StrongView  # noqa: F401
+from .semi_transforms import PackSemiInputs, StrongView
+
+__all__ = [
+    'PackSemiInputs', 'StrongView'
+]

@@ -5,7 +5,6 @@ import copy
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform, Compose
-
 from mmseg.datasets.transforms import PackSegInputs
 from mmseg.registry import TRANSFORMS
 

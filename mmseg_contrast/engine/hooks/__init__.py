@@ -1,4 +1,12 @@
-from .pixel_contrast_hooks import ContrastWarmupHook, PixelMemoryBankHook  # noqa: F401,E501
-from .iteration_seed_hook import IterationSeedHook  # noqa: F401
-from .mean_teacher_hook import MeanTeacherHook  # noqa: F401
-from .label_check_hook import LabelRangeCheckHook  # noqa: F401
+from .iteration_seed_hook import IterationSeedHook
+from .label_check_hook import LabelRangeCheckHook
+from .mean_teacher_hook import MeanTeacherHook
+from .pixel_contrast_hooks import (
+    ContrastWarmupHook,
+    PixelMemoryBankHook,
+)
+
+__all__ = [
+    'ContrastWarmupHook', 'IterationSeedHook', 'LabelRangeCheckHook',
+    'MeanTeacherHook', 'PixelMemoryBankHook'
+]

@@ -69,7 +69,7 @@ class LabelRangeCheckHook(Hook):
             self._dataset = (f'; the dataset {type(dataset).__name__} '
                              f'declares {len(classes)} classes'
                              if classes else '')
-        except Exception:  # noqa: BLE001 - only used in the message
+        except Exception:
             self._dataset = ''
 
     def before_train_iter(self, runner, batch_idx: int,

@@ -7,7 +7,6 @@ import torch.nn as nn
 from mmengine.dist import all_reduce_params, get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-
 from mmseg.registry import HOOKS
 
 DECAY_SCHEDULES = ('reco', 'constant', 'horizon', 'cosine')

@@ -22,8 +22,9 @@ from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 from torch.nn.parallel import DistributedDataParallel
 
-from mmseg_contrast.models.decode_heads.pixel_contrast_head import \
-    PixelContrastMixin
+from mmseg_contrast.models.decode_heads.pixel_contrast_head import (
+    PixelContrastMixin,
+)
 from mmseg_contrast.models.utils.memory_bank import ddp_ignore_memory_banks
 
 

@@ -1,1 +1,5 @@
-from .teacher_student_val_loop import TeacherStudentValLoop  # noqa: F401
+from .teacher_student_val_loop import TeacherStudentValLoop
+
+__all__ = [
+    'TeacherStudentValLoop'
+]

@@ -1,7 +1,6 @@
 """Validation of both branches of a teacher-student model."""
 from mmengine.model import is_model_wrapper
 from mmengine.runner import ValLoop
-
 from mmseg.registry import LOOPS
 
 

@@ -1,3 +1,7 @@
 """Backbone variants that rebuild other code bases' layers exactly."""
-from .aligned_hrnet import AlignedHRNet  # noqa: F401
-from .resnet_ceil_pool import ResNetV1cCeilPool  # noqa: F401
+from .aligned_hrnet import AlignedHRNet
+from .resnet_ceil_pool import ResNetV1cCeilPool
+
+__all__ = [
+    'AlignedHRNet', 'ResNetV1cCeilPool'
+]

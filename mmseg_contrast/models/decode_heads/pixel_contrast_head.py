@@ -61,14 +61,20 @@ from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmseg.models.decode_heads import (ASPPHead, DepthwiseSeparableASPPHead,
-                                       FCNHead, OCRHead)
+from mmseg.models.decode_heads import (
+    ASPPHead,
+    DepthwiseSeparableASPPHead,
+    FCNHead,
+    OCRHead,
+)
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..utils.head_checks import (bind_loss_num_classes,
-                                 memory_bank_cfg_for_head,
-                                 missing_bank_consumer_error)
+from ..utils.head_checks import (
+    bind_loss_num_classes,
+    memory_bank_cfg_for_head,
+    missing_bank_consumer_error,
+)
 from .aux_embedding_mixin import AuxEmbeddingMixin, ProjectionHead
 
 

@@ -64,12 +64,16 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
-
-from mmseg.models.decode_heads import (ASPPHead, DepthwiseSeparableASPPHead,
-                                       FCNHead, PSPHead, SegformerHead,
-                                       UPerHead)
+from mmseg.models.decode_heads import (
+    ASPPHead,
+    DepthwiseSeparableASPPHead,
+    FCNHead,
+    PSPHead,
+    SegformerHead,
+    UPerHead,
+)
 from mmseg.registry import MODELS
+from torch import Tensor
 
 from .aux_embedding_mixin import AuxEmbeddingMixin, ProjectionHead
 

@@ -1,2 +1,6 @@
-from .reco_loss import ReCoLoss  # noqa: F401
-from .pixel_contrast_loss import PixelContrastLoss  # noqa: F401
+from .pixel_contrast_loss import PixelContrastLoss
+from .reco_loss import ReCoLoss
+
+__all__ = [
+    'PixelContrastLoss', 'ReCoLoss'
+]

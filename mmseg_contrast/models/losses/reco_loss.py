@@ -12,9 +12,8 @@ from typing import NamedTuple, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch import Tensor
-
 from mmseg.registry import MODELS
+from torch import Tensor
 
 
 class _GatherDot(torch.autograd.Function):
@@ -23,9 +22,10 @@ class _GatherDot(torch.autograd.Function):
 
     The ``(R, N, D)`` gathered keys are never kept: the forward gathers
     chunks of at most ``max_elems`` elements into one reused buffer
-    (``index_select`` + ``bmm``), and the backward ``grad_q[r] = sum_n grad[r, n] keys[index[r,
-    n]]`` is exactly ``F.embedding_bag(index, keys, per_sample_weights=grad,
-    mode='sum')``, a fused gather-reduce. The reference instead keeps every
+    (``index_select`` + ``bmm``), and the backward
+    ``grad_q[r] = sum_n grad[r, n] keys[index[r, n]]`` is exactly
+    ``F.embedding_bag(index, keys, per_sample_weights=grad, mode='sum')``,
+    a fused gather-reduce. The reference instead keeps every
     class's ``(Q, 1 + N, D)`` key tensor alive for backward. When the key
     bank is small (``P <= matmul_max_ratio * N``) the forward instead takes
     ``queries @ keys.T`` chunk-wise and gathers from it (same values).

@@ -1,2 +1,6 @@
-from .semi_data_preprocessor import SemiDataPreProcessor  # noqa: F401
-from .semi_segmentor import SemiSegmentor  # noqa: F401
+from .semi_data_preprocessor import SemiDataPreProcessor
+from .semi_segmentor import SemiSegmentor
+
+__all__ = [
+    'SemiDataPreProcessor', 'SemiSegmentor'
+]

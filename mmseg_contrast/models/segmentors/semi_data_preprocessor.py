@@ -3,7 +3,6 @@ from typing import Any, Dict
 
 import torch
 from mmengine.structures import PixelData
-
 from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.registry import MODELS
 from mmseg.utils import stack_batch

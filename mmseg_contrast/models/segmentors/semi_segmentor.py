@@ -8,18 +8,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.structures import PixelData
-from torch import Tensor
-
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
 from mmseg.utils import add_prefix
+from torch import Tensor
 
 from ..utils.mixing import BatchMixer
 from ..utils.unsup_augment import UnsupBatchAugment
 from .semi_checkpoint import map_loaded_keys, teacher_as_plain_keys
-from .semi_loss_utils import (pixel_weights, reweight_loss_dict,
-                              split_head_losses, split_tagged_losses,
-                              unsup_weighting)
+from .semi_loss_utils import (
+    pixel_weights,
+    reweight_loss_dict,
+    split_head_losses,
+    split_tagged_losses,
+    unsup_weighting,
+)
 
 DEFAULT_SEMI_TRAIN_CFG = dict(
     sup_weight=1.0,

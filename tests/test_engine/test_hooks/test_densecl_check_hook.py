@@ -111,7 +111,9 @@ def _simulated_own_key_rate(n, queue_len, batch, steps=1500, seed=0):
 
 def test_own_image_in_queue_probability():
     from mmseg_contrast.selfsup.densecl import (
-        own_image_in_queue_prob, suggest_queue_len)
+        own_image_in_queue_prob,
+        suggest_queue_len,
+    )
     # the numbers quoted in the docs
     assert own_image_in_queue_prob(82, 64, 16) == pytest.approx(0.381,
                                                                abs=1e-3)

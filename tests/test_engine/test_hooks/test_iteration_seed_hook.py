@@ -12,7 +12,10 @@ from mmengine.runner import IterBasedTrainLoop
 
 from mmseg_contrast.engine.hooks import IterationSeedHook
 from mmseg_contrast.engine.hooks.iteration_seed_hook import (
-    _SeedingIterator, iteration_seed, seed_everything)
+    _SeedingIterator,
+    iteration_seed,
+    seed_everything,
+)
 
 
 def _draw():

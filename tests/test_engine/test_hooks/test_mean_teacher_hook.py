@@ -3,7 +3,6 @@ import copy
 import os
 import os.path as osp
 import socket
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -15,7 +14,7 @@ from mmengine.logging import MessageHub
 from mmseg_contrast.engine.hooks import MeanTeacherHook
 from mmseg_contrast.engine.hooks.mean_teacher_hook import ema_weight_on_first
 
-from helpers.semi_helpers import make_batch, quiet_init, semi_cfg  # noqa: E402
+from helpers.semi_helpers import make_batch, quiet_init, semi_cfg
 
 
 class _Toy(nn.Module):
@@ -256,9 +255,9 @@ def _ddp_worker(rank, world_size, port, out_file):
         from mmengine.model import MMDistributedDataParallel
         from mmengine.optim import OptimWrapper
         from mmengine.registry import init_default_scope
+        from mmseg.registry import MODELS
 
         import mmseg_contrast  # noqa: F401
-        from mmseg.registry import MODELS
         init_default_scope('mmseg')
         torch.manual_seed(0)
         model = quiet_init(MODELS.build(semi_cfg(reco=True)))

@@ -395,10 +395,11 @@ def _ddp_worker(rank, world_size, init_file, out_dir):
         'gloo', init_method=f'file://{init_file}', rank=rank,
         world_size=world_size)
     try:
-        import mmseg_contrast  # noqa: F401
         from mmengine.model import MMDistributedDataParallel
         from mmengine.optim import OptimWrapper
         from mmengine.registry import init_default_scope
+
+        import mmseg_contrast  # noqa: F401
         init_default_scope('mmseg')
         # the test module is imported fresh in the child: register helpers
         torch.manual_seed(0)  # identical weights on both ranks

@@ -6,12 +6,14 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import PixelData
-
 from mmseg.models.decode_heads import ASPPHead
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmseg_contrast.models.decode_heads.reco_head import (ReCoMixin,
-                                                          downsample_labels)
+
+from mmseg_contrast.models.decode_heads.reco_head import (
+    ReCoMixin,
+    downsample_labels,
+)
 
 NUM_CLASSES = 4
 BN = dict(type='BN', requires_grad=True)

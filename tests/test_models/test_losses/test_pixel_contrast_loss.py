@@ -9,7 +9,11 @@ from mmseg.registry import MODELS
 
 from mmseg_contrast.models.losses import PixelContrastLoss
 from mmseg_contrast.models.losses.pixel_contrast_loss import (
-    in_batch_contrast, memory_contrast, sample_anchors, select_keys)
+    in_batch_contrast,
+    memory_contrast,
+    sample_anchors,
+    select_keys,
+)
 from mmseg_contrast.models.utils import PixelMemoryBank
 
 TAU, TAU_B = 0.1, 0.07

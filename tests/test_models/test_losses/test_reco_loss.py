@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tool_loading import load_tool
-
 from mmseg.registry import MODELS
+
 from mmseg_contrast.models.losses.reco_loss import ReCoLoss, _GatherDot
+
+from helpers.tool_loading import load_tool
 
 TAU = 0.5
 

@@ -5,8 +5,8 @@ import copy
 import pytest
 import torch
 from mmengine.optim import OptimWrapper
-
 from mmseg.registry import MODELS
+
 from helpers.semi_helpers import NUM_CLASSES, make_batch, quiet_init, semi_cfg
 
 REF_AUG = dict(scale=(0.5, 1.5), blur_prob=0.5, blur_sigma=(0.15, 1.15),

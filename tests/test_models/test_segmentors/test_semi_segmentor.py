@@ -8,10 +8,15 @@ import torch
 import torch.nn.functional as F
 from mmengine.optim import OptimWrapper
 from mmengine.runner import load_checkpoint, save_checkpoint
-
 from mmseg.registry import MODELS
-from helpers.semi_helpers import (NUM_CLASSES, make_batch, quiet_init, semi_cfg,
-                          tiny_segmentor_cfg)
+
+from helpers.semi_helpers import (
+    NUM_CLASSES,
+    make_batch,
+    quiet_init,
+    semi_cfg,
+    tiny_segmentor_cfg,
+)
 
 
 def _build(reco=True, **train_cfg):
@@ -245,7 +250,7 @@ def test_bad_config_errors():
 
 
 def test_semi2plain_converter(tmp_path):
-    from tool_loading import load_tool
+    from helpers.tool_loading import load_tool
     tool = load_tool('model_converters/semi2plain.py')
     model = _build()
     _perturb_student(model)
@@ -278,8 +283,9 @@ def test_class_balanced_mask_matches_loop():
     """CBST selection: per pseudo-class the ceil(p * n_c) most confident
     pixels (ties impossible with random confidences), plus conf >= t;
     ignore pixels never kept; a class absent from the batch is fine."""
-    from mmseg_contrast.models.segmentors.semi_loss_utils import \
-        class_balanced_mask
+    from mmseg_contrast.models.segmentors.semi_loss_utils import (
+        class_balanced_mask,
+    )
     g = torch.Generator().manual_seed(3)
     labels = torch.randint(0, 4, (3, 9, 7), generator=g)  # class 4 absent
     labels[0, :2] = 255

@@ -8,8 +8,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 
 import mmseg_contrast  # noqa: F401
-from mmseg_contrast.selfsup import (DenseCLConfigError,
-                                           check_densecl_queue)
+from mmseg_contrast.selfsup import DenseCLConfigError, check_densecl_queue
 
 
 def _cfg(**kw):

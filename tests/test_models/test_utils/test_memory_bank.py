@@ -6,8 +6,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 
-from mmseg_contrast.models.utils import (PixelMemoryBank,
-                                         ddp_ignore_memory_banks)
+from mmseg_contrast.models.utils import (
+    PixelMemoryBank,
+    ddp_ignore_memory_banks,
+)
 
 
 def _unit(*shape, seed=0, dim=1):
@@ -262,6 +264,7 @@ def test_all_nan_step_leaves_the_bank_untouched():
 
 def _gather_worker(rank, init_file, out_dir):
     import os
+
     import torch.distributed as torch_dist
     torch.set_num_threads(1)
     torch_dist.init_process_group('gloo', init_method=f'file://{init_file}',

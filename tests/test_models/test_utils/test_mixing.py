@@ -2,8 +2,12 @@
 import pytest
 import torch
 
-from mmseg_contrast.models.utils.mixing import (BatchMixer, box_masks,
-                                                classmix_masks, mix_batch)
+from mmseg_contrast.models.utils.mixing import (
+    BatchMixer,
+    box_masks,
+    classmix_masks,
+    mix_batch,
+)
 
 IGNORE = 255
 C = 6

@@ -5,10 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from mmseg_contrast.models.utils.unsup_augment import (UnsupBatchAugment,
-                                                       gaussian_blur_batch,
-                                                       random_rescale_crop,
-                                                       reflect_index)
+from mmseg_contrast.models.utils.unsup_augment import (
+    UnsupBatchAugment,
+    gaussian_blur_batch,
+    random_rescale_crop,
+    reflect_index,
+)
 
 
 def test_reflect_index_is_numpy_reflect_for_any_pad():

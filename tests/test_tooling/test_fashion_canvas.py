@@ -1,18 +1,18 @@
-"""Fashion-canvas: composition recipe, splits, labelled subsets, dataset."""
+"""Fashion-canvas: composition recipe, splits, labelled subsets, dataset
+and the command-line tool."""
 import json
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 
-from mmseg_contrast.datasets.fashion_canvas import (FASHION_CLASSES,
-                                                     FashionCanvasDataset)
+from mmseg_contrast.datasets.fashion_canvas import (
+    FASHION_CLASSES,
+    FashionCanvasDataset,
+)
+from mmseg_contrast.tooling.data import fashion_canvas as fc
 
-TOOLS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
-    __file__)))), 'tools', 'dataset_converters')
-sys.path.insert(0, TOOLS)
-import fashion_canvas as fc  # noqa: E402
+from helpers.tool_loading import load_tool
 
 
 def _photos(n, seed=0):
@@ -99,3 +99,14 @@ def test_prepared_set(fashion_root):
     with pytest.raises(ValueError, match='reduce_zero_label'):
         FashionCanvasDataset(data_root=fashion_root, reduce_zero_label=True,
                              data_prefix=dict(img_path='img_dir/test'))
+
+
+def test_cli_prepares_the_same_set(fashion_root, capsys):
+    tool = load_tool('dataset_converters/fashion_canvas.py')
+    with open(osp.join(fashion_root, 'meta.json')) as f:
+        before = f.read()
+    assert tool.main(['--data-root', 'data']) == fashion_root
+    out = capsys.readouterr().out
+    assert f'[fashion-canvas] {fashion_root} (' in out
+    with open(osp.join(fashion_root, 'meta.json')) as f:
+        assert f.read() == before  # cached: nothing rebuilt

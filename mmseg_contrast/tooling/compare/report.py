@@ -1,8 +1,15 @@
-"""Report of ``compare_runs.py``: the comparison JSON and its figure."""
+"""The comparison report of :func:`~.runner.run_comparison`: per-seed
+values and summary per arm, the paired difference of every method arm to
+the baseline (:mod:`mmseg_contrast.tooling.paired_stats`), saved as JSON and
+printed as a summary."""
 import os
 import os.path as osp
 
-from _compare_lib import CompareError, write_json
+from ..paired_stats import arm_stats, paired_stats
+from .arms import CompareError
+from .records import write_json
+
+__all__ = ['metric_value', 'build_report', 'save_report', 'print_summary']
 
 # run-record keys that go into the report's ``runs`` list
 _RUN_KEYS = ('arm', 'seed', 'status', 'config', 'cfg_options',
@@ -32,7 +39,6 @@ def build_report(arms, seeds, records, metric, protocol, confidence=0.95,
         protocol: dict recorded as is (seeds, schedule, launcher, ...).
         dataset: dataset label of the comparisons.
     """
-    from mmseg_contrast.tooling.paired_stats import arm_stats, paired_stats
     key = metric.lower()
     values = {a.name: [metric_value(records[(a.name, s)], metric)
                        for s in seeds] for a in arms}
@@ -66,54 +72,18 @@ def save_report(report, out_json):
     write_json(out_json, report)
 
 
-def plot_report(report, out_png):
-    """Left: per-seed values of every arm, a line per seed, arm means.
-    Right: per-seed paired differences to the baseline, their mean and the
-    confidence interval."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
+def print_summary(report):
     metric = report['metric']
-    arms = report['arms']
-    comps = report['comparisons']
-    seeds = comps[0]['seeds']
-    colors = plt.rcParams['axes.prop_cycle'].by_key()['color']
-    fig, (ax1, ax2) = plt.subplots(
-        1, 2, figsize=(4 + 1.4 * (len(arms) + len(comps)), 4.2),
-        gridspec_kw=dict(width_ratios=[len(arms), max(1, len(comps))]))
-    xs = list(range(len(arms)))
-    for j, seed in enumerate(seeds):
-        c = colors[j % len(colors)]
-        ax1.plot(xs, [a['values'][j] for a in arms], '-o', color=c,
-                 alpha=0.7, label=f'seed {seed}')
-    ax1.plot(xs, [a['mean'] for a in arms], 'D', color='black', ms=8,
-             label='mean', zorder=5)
-    ax1.set_xticks(xs, [a['name'] for a in arms])
-    ax1.set_xlim(-0.5, len(arms) - 0.5)
-    ax1.set_ylabel(metric)
-    ax1.set_title(f'{metric} per seed')
-    ax1.legend(fontsize='small')
-
-    level = int(round(100 * comps[0]['confidence']))
-    for i, c in enumerate(comps):
-        for j, d in enumerate(c['per_seed_diff']):
-            ax2.plot(i, d, 'o', color=colors[j % len(colors)], alpha=0.7)
-        if c['ci95'] is not None:
-            lo, hi = c['ci95']
-            yerr = [[c['diff_mean'] - lo], [hi - c['diff_mean']]]
-            ax2.errorbar(i, c['diff_mean'], yerr=yerr, fmt='D',
-                         color='black', ms=8, capsize=8, zorder=5)
-        else:
-            ax2.plot(i, c['diff_mean'], 'D', color='black', ms=8)
-    ax2.axhline(0.0, color='gray', ls='--', lw=1)
-    ax2.set_xticks(range(len(comps)),
-                   [f'{c["method"]}\n- {c["baseline"]}' for c in comps])
-    ax2.set_xlim(-0.5, len(comps) - 0.5)
-    ax2.set_ylabel(f'paired difference ({metric})')
-    ax2.set_title(f'paired difference: mean, {level}% CI\n'
-                  f'(n={len(seeds)} seeds)', fontsize='medium')
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_png)), exist_ok=True)
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
+    seeds = ', '.join(map(str, report['protocol']['seeds']))
+    print(f'\n{metric} per seed ({seeds}):')
+    for a in report['arms']:
+        std = 'n/a' if a['std'] is None else f'{a["std"]:.2f}'
+        vals = ' '.join(f'{v:.2f}' for v in a['values'])
+        print(f'  {a["name"]:<20} {vals}   mean {a["mean"]:.2f} +- {std}')
+    for c in report['comparisons']:
+        ci = ('n/a (one seed)' if c['ci95'] is None else
+              f'[{c["ci95"][0]:+.2f}, {c["ci95"][1]:+.2f}]')
+        diffs = ' '.join(f'{d:+.2f}' for d in c['per_seed_diff'])
+        print(f'  {c["method"]} - {c["baseline"]}: per seed {diffs}; mean '
+              f'{c["diff_mean"]:+.2f}, {round(100 * c["confidence"])}% CI '
+              f'{ci}')

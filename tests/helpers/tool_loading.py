@@ -1,13 +1,13 @@
 """Import a script under ``tools/`` as a module (``tools/`` is not a package).
 
 The one loader every test uses to call a tool's ``main()`` in-process. pytest
-puts this directory on ``sys.path`` (it holds the root ``conftest.py``), so
-any test can ``from tool_loading import load_tool``.
+puts ``tests/`` on ``sys.path`` (it holds the root ``conftest.py``), so any
+test can ``from helpers.tool_loading import load_tool``.
 """
 import importlib.util
 import os.path as osp
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def load_tool(rel_path):

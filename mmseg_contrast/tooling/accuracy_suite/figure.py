@@ -1,16 +1,19 @@
 """Figure of the accuracy suite (``bench_accuracy.py``): one panel per
 comparison with the per-seed mIoU of both arms (lines join a seed's pair)
 and, on the right axis, the paired difference with its 95 % CI."""
-import matplotlib
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
+__all__ = ['plot_suite']
 
 
 def plot_suite(suite, out_png):
+    """Draw ``suite``'s comparisons into ``out_png``; returns its path, or
+    None (nothing drawn) when the suite has no comparison."""
     comps = suite.get('comparisons', [])
     if not comps:
         return None
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(comps), figsize=(3.6 * len(comps), 3.7),
                              squeeze=False)
     for ax, c in zip(axes[0], comps):

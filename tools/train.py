@@ -13,6 +13,7 @@ from mmseg.registry import RUNNERS
 # safe checkpoint loading, pkg_resources) and registers every module, before
 # the config (and its `mmseg::` bases) is parsed.
 import mmseg_contrast  # noqa: F401
+from mmseg_contrast.checkpoint.resume import find_resume_checkpoint
 
 
 def parse_args():
@@ -67,6 +68,16 @@ def add_hook_once(cfg, name):
     cfg.custom_hooks = hooks
 
 
+def use_safe_checkpoint_hook(cfg):
+    """Replace mmengine's ``CheckpointHook`` by ``SafeCheckpointHook`` (same
+    arguments): a crash while a checkpoint is written never loses the run.
+    A config that names another checkpoint hook type keeps it."""
+    hook = (cfg.get('default_hooks', None) or {}).get('checkpoint', None)
+    if hook is not None and str(hook.get('type', '')) in (
+            'CheckpointHook', 'mmengine.CheckpointHook'):
+        hook['type'] = 'mmseg.SafeCheckpointHook'
+
+
 def main():
     args = parse_args()
 
@@ -100,8 +111,14 @@ def main():
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
-    # resume training
+    # resume training: from last_checkpoint when it names a loadable file,
+    # else from the newest loadable checkpoint of the work dir (warning)
     cfg.resume = args.resume
+    if args.resume:
+        resume_from = find_resume_checkpoint(cfg.work_dir)
+        if resume_from is not None:
+            cfg.load_from = resume_from
+    use_safe_checkpoint_hook(cfg)
     # re-seed every iteration from (seed, iteration) so that --resume is
     # bit-exact (mmengine does not checkpoint the random generators)
     add_hook_once(cfg, 'IterationSeedHook')

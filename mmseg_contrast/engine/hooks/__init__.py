@@ -5,8 +5,9 @@ from .pixel_contrast_hooks import (
     ContrastWarmupHook,
     PixelMemoryBankHook,
 )
+from .safe_checkpoint_hook import SafeCheckpointHook
 
 __all__ = [
     'ContrastWarmupHook', 'IterationSeedHook', 'LabelRangeCheckHook',
-    'MeanTeacherHook', 'PixelMemoryBankHook'
+    'MeanTeacherHook', 'PixelMemoryBankHook', 'SafeCheckpointHook'
 ]

@@ -1,5 +1,7 @@
 """A ``CheckpointHook`` that no crash can leave without a resumable run."""
+import os
 import os.path as osp
+import re
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
@@ -10,6 +12,10 @@ from ...checkpoint.resume import step_checkpoints
 from ...checkpoint.saving import atomic_write_text
 
 __all__ = ['SafeCheckpointHook']
+
+#: what :func:`mmseg_contrast.checkpoint.saving.atomic_torch_save` writes
+#: before the rename: ``.<name>.pth.<pid>.tmp``
+_TMP = re.compile(r'^\..+\.pth\.\d+\.tmp$')
 
 
 @HOOKS.register_module()
@@ -43,9 +49,19 @@ class SafeCheckpointHook(CheckpointHook):
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
-        if self.max_keep_ckpts > 0 and self._local() and is_main_process() \
-                and self.keep_ckpt_ids:
+        if not (self._local() and is_main_process()):
+            return
+        self._remove_temporaries()
+        if self.max_keep_ckpts > 0 and self.keep_ckpt_ids:
             self._remove_stale(min(self.keep_ckpt_ids))
+
+    def _remove_temporaries(self) -> None:
+        """Temporary files of a save that a crash interrupted."""
+        if not osp.isdir(self.out_dir):
+            return
+        for name in os.listdir(self.out_dir):
+            if _TMP.match(name):
+                os.remove(osp.join(self.out_dir, name))
 
     def _remove_stale(self, oldest_kept: int) -> None:
         """Step checkpoints older than every kept one: what a crash between

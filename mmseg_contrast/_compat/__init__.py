@@ -23,6 +23,8 @@ own (a marker on what it patched). :data:`APPLIED` names what was installed.
                            checkpoint the Runner writes is crash-safe
                            (temporary file, fsync, rename)
 ``pkg_resources_backport`` :mod:`.pkg_resources_backport` (setuptools >= 82)
+``config_scope``           :mod:`.config_scope`: ``mmseg_contrast::``
+                           configs, like ``mmseg::``
 ``cpu_dist``               :mod:`.cpu_dist`: ``tools/dist_train.sh`` on a
                            machine without an accelerator
 =========================  ==================================================
@@ -32,6 +34,7 @@ import warnings
 
 from ..checkpoint import download, safety, saving
 from . import cpu_dist
+from .config_scope import install_config_scope
 from .mmcv_ops import install_mmcv_ops_shim, point_sample, sigmoid_focal_loss
 from .pkg_resources_backport import install_pkg_resources_backport
 
@@ -59,6 +62,7 @@ PATCHES = (
     ('url_checkpoint_loader', download.register_url_scheme),
     ('atomic_checkpoint_save', saving.install_atomic_checkpoint_save),
     ('pkg_resources_backport', install_pkg_resources_backport),
+    ('config_scope', install_config_scope),
     ('cpu_dist', cpu_dist.apply),
 )
 

@@ -1,152 +1,175 @@
-"""One-command CPU demo: prepare data, train, test, print mIoU and wall time.
+"""One-command CPU demo: a baseline and the method, side by side.
 
-    python tools/run_demo.py                       # baseline DeepLabV3-MNV2
-    python tools/run_demo.py --algo baseline --seed 1 --work-dir work_dirs/x
-    python tools/run_demo.py --config CFG --cfg-options train_cfg.max_iters=200
+    python tools/run_demo.py                      # CE only vs + pixel contrast
+    python tools/run_demo.py --method reco_semi   # mean teacher vs + ReCo
+    python tools/run_demo.py --method densecl     # random init vs DenseCL
+    python tools/run_demo.py --config CFG [--baseline-config CFG0]
 
-Runs ``tools/train.py CONFIG --work-dir WORK_DIR`` and then
-``tools/test.py CONFIG CHECKPOINT`` (the checkpoint the training run wrote
-last) in subprocesses, parses the test mIoU and prints a summary; the same
-summary is saved to ``WORK_DIR/demo_result.json``. The offline data
-(``make data``) are prepared first if missing (a no-op when cached).
+Both configs are trained with ``tools/train.py`` on the same embedded real
+data (the offline Fashion-canvas set, prepared first if missing), seed and
+iterations, evaluated with ``tools/test.py`` on the held-out test split, and
+printed side by side with their difference; ``<work-dir>/summary.json``
+(``{"baseline": {"config", "mIoU", "seconds"}, "method": {...}, "diff"}``)
+and a t-SNE figure of both models' pixel embeddings
+(``<work-dir>/tsne.png``) are written. Each pair is one comparison of the
+accuracy suite at its seed-0 protocol; the demo prints the suite's
+multi-seed result next to its own single seed. ``--method densecl`` runs
+``tools/run_densecl_demo.py`` (pre-training, conversion, fine-tuning from
+DenseCL and from random init on the AAL slices) and summarises it the same
+way. ``--config`` alone trains and tests one config.
 
-To add an algorithm, add its config to ``ALGOS``.
+The library is :mod:`mmseg_contrast.tooling.demo`.
 """
 import argparse
 import json
 import os
 import os.path as osp
-import re
-import subprocess
 import sys
 import time
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from mmengine.config import DictAction
 
-#: ``--algo`` name -> config (relative to the repo root).
-ALGOS = {
-    'baseline': 'configs/baseline/deeplabv3_mnv2_aal_cpu.py',
-    'pixel_contrast':
-    'configs/pixel_contrast/deeplabv3_mnv2_contrast_aal_cpu.py',
-}
+from mmseg_contrast.tooling import demo
+from mmseg_contrast.tooling.data import prepare_all
 
-_METRIC_RE = re.compile(r'\b(aAcc|mIoU|mAcc):\s*([0-9]+(?:\.[0-9]+)?)')
+METHODS = sorted(demo.PAIRS) + ['densecl']
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description='Train + test a config on CPU and report mIoU.')
-    p.add_argument('--algo', choices=sorted(ALGOS), default='baseline',
-                   help='named demo config (default: baseline)')
-    p.add_argument('--config', help='config file; overrides --algo')
-    p.add_argument('--work-dir', help='default: work_dirs/demo/<config name>')
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--method', choices=METHODS, default='contrast',
+                   help='which pair to run (default: contrast)')
+    p.add_argument('--config', help='run this config instead (with '
+                   '--baseline-config: this pair)')
+    p.add_argument('--baseline-config', help='the baseline of --config')
+    p.add_argument('--work-dir', default='work_dirs/demo')
     p.add_argument('--seed', type=int, default=0, help='random seed')
     p.add_argument('--cfg-options', nargs='+', default=[],
                    metavar='KEY=VALUE',
-                   help='passed to both train.py and test.py')
+                   help='passed to every train.py and test.py run')
+    p.add_argument('--no-figure', action='store_true',
+                   help='skip the t-SNE figure')
     p.add_argument('--skip-prepare', action='store_true',
                    help='do not call the offline data preparers')
     p.add_argument('--quiet', action='store_true',
-                   help='do not echo the train/test logs')
+                   help='print progress lines only, not the train/test logs')
     return p.parse_args(argv)
 
 
-def parse_metrics(text):
-    """Last ``aAcc`` / ``mIoU`` / ``mAcc`` values logged in ``text``."""
-    found = {}
-    for name, value in _METRIC_RE.findall(text):
-        found[name] = float(value)
-    return found
+def _prepare():
+    cwd = os.getcwd()
+    os.chdir(demo.REPO)  # data/ lives in the repo root
+    try:
+        t0 = time.perf_counter()
+        prepare_all()
+        return time.perf_counter() - t0
+    finally:
+        os.chdir(cwd)
 
 
-def _run(cmd, log_path, quiet):
-    """Run ``cmd`` from the repo root, tee its output to ``log_path``;
-    return (returncode, output, seconds)."""
-    t0 = time.perf_counter()
-    lines = []
-    with open(log_path, 'w') as log, subprocess.Popen(
-            cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1,
-            env=dict(os.environ, PYTHONUNBUFFERED='1')) as proc:
-        for line in proc.stdout:
-            lines.append(line)
-            log.write(line)
-            if not quiet:
-                sys.stdout.write(line)
-        proc.wait()
-    return proc.returncode, ''.join(lines), time.perf_counter() - t0
+def _options(cfg_options):
+    """``KEY=VALUE`` strings as ``--cfg-options`` parses them."""
+    return {k: DictAction._parse_iterable(v)
+            for k, v in (o.split('=', 1) for o in cfg_options)}
 
 
-def _last_checkpoint(work_dir):
-    marker = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(marker):
-        raise SystemExit(f'run_demo: training wrote no checkpoint '
-                         f'({marker} missing)')
-    with open(marker) as f:
-        return f.read().strip()
+def _figure(summary, work_dir, cfg_options):
+    from mmseg_contrast.tooling.figures.tsne import tsne_figure
+    out = osp.join(work_dir, 'tsne.png')
+    runs = []
+    for key in ('baseline', 'method'):
+        run_dir = osp.join(work_dir, key)
+        dump = osp.join(run_dir, osp.basename(summary[key]['config']))
+        runs.append((dump, summary[key]['checkpoint']))
+    tsne_figure(runs, out, [summary['baseline']['name'],
+                            summary['method']['name']], split='test',
+                embedding='feature', max_images=100,
+                cfg_options=_options(cfg_options))
+    return out
+
+
+def run_pair(pair, args, work_dir):
+    runs = [('baseline', pair.baseline, pair.baseline_name),
+            ('method', pair.method, pair.method_name)]
+    summary = dict(title=pair.title, seed=args.seed,
+                   evaluated_on=pair.evaluated_on,
+                   cfg_options=args.cfg_options)
+    for i, (key, config, name) in enumerate(runs):
+        label = f'{i + 1}/2 {name}'
+        progress = demo.Progress(label, len(runs) - 1 - i, args.quiet)
+        result = demo.train_and_test(config, osp.join(work_dir, key),
+                                     args.seed, args.cfg_options,
+                                     args.quiet, progress)
+        summary[key] = dict(result, name=name)
+        print(f'[demo] {label}: mIoU {result["mIoU"]:.2f} in '
+              f'{result["seconds"]:.0f} s', flush=True)
+    summary['diff'] = round(summary['method']['mIoU'] -
+                            summary['baseline']['mIoU'], 2)
+    summary['suite'] = demo.suite_summary(pair.comparison)
+    return summary
+
+
+def run_densecl(args, work_dir):
+    wd = osp.join(work_dir, 'densecl')
+    cmd = [sys.executable, 'tools/run_densecl_demo.py', '--work-dir', wd,
+           '--seed', str(args.seed)]
+    print('[demo] ' + ' '.join(cmd), flush=True)
+    rc, _, _ = demo.run_logged(cmd, osp.join(work_dir, 'densecl.log'),
+                               False)
+    if rc != 0:
+        raise SystemExit(f'demo: the DenseCL demo failed (exit {rc})')
+    with open(osp.join(demo.REPO, wd, 'results.json')) as f:
+        res = json.load(f)
+    pair = demo.DENSECL_PAIR
+    summary = dict(
+        title=pair.title, seed=args.seed, evaluated_on=pair.evaluated_on,
+        baseline=dict(config=pair.baseline, name=pair.baseline_name,
+                      mIoU=res['random']['mIoU'],
+                      seconds=round(res['random']['seconds'], 1)),
+        method=dict(config=pair.method, name=pair.method_name,
+                    mIoU=res['densecl']['mIoU'],
+                    seconds=round(res['densecl']['seconds'] +
+                                  res.get('pretrain_s', 0.0), 1)))
+    summary['diff'] = round(summary['method']['mIoU'] -
+                            summary['baseline']['mIoU'], 2)
+    summary['suite'] = demo.suite_summary(pair.comparison)
+    return summary
 
 
 def main(argv=None):
     args = parse_args(argv)
-    config = args.config or ALGOS[args.algo]
-    name = osp.splitext(osp.basename(config))[0]
-    work_dir = args.work_dir or osp.join('work_dirs', 'demo', name)
-    abs_work_dir = osp.join(REPO_ROOT, work_dir)  # no-op if absolute
-    os.makedirs(abs_work_dir, exist_ok=True)
+    work_dir = osp.join(demo.REPO, args.work_dir)  # no-op if absolute
+    os.makedirs(work_dir, exist_ok=True)
     t_start = time.perf_counter()
-
-    t_prep = 0.0
     if not args.skip_prepare:
-        cwd = os.getcwd()
-        os.chdir(REPO_ROOT)  # data/ lives in the repo root
-        try:
-            from mmseg_contrast.tooling import offline_data
-            t0 = time.perf_counter()
-            offline_data.prepare_all()
-            t_prep = time.perf_counter() - t0
-        finally:
-            os.chdir(cwd)
-
-    cfg_opts = [f'randomness.seed={args.seed}'] + list(args.cfg_options)
-    py = sys.executable
-    train_cmd = [py, 'tools/train.py', config, '--work-dir', abs_work_dir,
-                 '--cfg-options'] + cfg_opts
-    print('[run_demo] ' + ' '.join(train_cmd), flush=True)
-    rc, _, t_train = _run(train_cmd, osp.join(abs_work_dir, 'train.log'),
-                          args.quiet)
-    if rc != 0:
-        raise SystemExit(f'run_demo: training failed (exit {rc}); see '
-                         f'{osp.join(abs_work_dir, "train.log")}')
-
-    ckpt = _last_checkpoint(abs_work_dir)
-    test_cmd = [py, 'tools/test.py', config, ckpt, '--work-dir',
-                osp.join(abs_work_dir, 'test'), '--cfg-options'] + cfg_opts
-    print('[run_demo] ' + ' '.join(test_cmd), flush=True)
-    rc, out, t_test = _run(test_cmd, osp.join(abs_work_dir, 'test.log'),
-                           args.quiet)
-    if rc != 0:
-        raise SystemExit(f'run_demo: testing failed (exit {rc}); see '
-                         f'{osp.join(abs_work_dir, "test.log")}')
-    metrics = parse_metrics(out)
-    if 'mIoU' not in metrics:
-        raise SystemExit('run_demo: no mIoU found in the test output; see '
-                         f'{osp.join(abs_work_dir, "test.log")}')
-
-    result = dict(
-        config=config, seed=args.seed, cfg_options=args.cfg_options,
-        checkpoint=ckpt, metrics=metrics, prepare_s=round(t_prep, 1),
-        train_s=round(t_train, 1), test_s=round(t_test, 1),
-        total_s=round(time.perf_counter() - t_start, 1))
-    with open(osp.join(abs_work_dir, 'demo_result.json'), 'w') as f:
-        json.dump(result, f, indent=1)
-    print(f'[run_demo] config: {config} (seed {args.seed})')
-    print(f'[run_demo] mIoU: {metrics["mIoU"]:.2f}  aAcc: '
-          f'{metrics.get("aAcc", float("nan")):.2f}  mAcc: '
-          f'{metrics.get("mAcc", float("nan")):.2f}')
-    print(f'[run_demo] wall time: total {result["total_s"]:.1f} s '
-          f'(prepare {t_prep:.1f} s, train {t_train:.1f} s, '
-          f'test {t_test:.1f} s)')
-    return result
+        print(f'[demo] offline data ready in {_prepare():.1f} s', flush=True)
+    if args.config and not args.baseline_config:
+        result = demo.train_and_test(
+            args.config, osp.join(work_dir, 'run'), args.seed,
+            args.cfg_options, args.quiet,
+            demo.Progress('1/1', 0, args.quiet))
+        demo.write_summary(result, osp.join(work_dir, 'summary.json'))
+        print(f'[demo] {args.config} (seed {args.seed}): mIoU '
+              f'{result["mIoU"]:.2f} in {result["seconds"]:.0f} s')
+        return result
+    if args.config:
+        pair = demo.DemoPair(f'{args.baseline_config} vs {args.config}',
+                             args.baseline_config, args.config, '')
+        summary = run_pair(pair, args, work_dir)
+    elif args.method == 'densecl':
+        summary = run_densecl(args, work_dir)
+    else:
+        summary = run_pair(demo.PAIRS[args.method], args, work_dir)
+    if not args.no_figure and args.method != 'densecl':
+        summary['figure'] = _figure(summary, work_dir, args.cfg_options)
+    summary['total_seconds'] = round(time.perf_counter() - t_start, 1)
+    demo.write_summary(summary, osp.join(work_dir, 'summary.json'))
+    for line in demo.summary_lines(summary):
+        print(line)
+    print(f'[demo] total {summary["total_seconds"]:.0f} s; '
+          f'{osp.join(args.work_dir, "summary.json")}'
+          + (f', {summary["figure"]}' if 'figure' in summary else ''))
+    return summary
 
 
 if __name__ == '__main__':

@@ -25,11 +25,13 @@ import subprocess
 import sys
 import time
 
+from mmseg_contrast.tooling.demo import DENSECL_PAIR
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 PRETRAIN_CFG = 'configs/densecl/densecl_mnv2_1xb16-coslr-1k_aal-128x128.py'
-DENSECL_FT_CFG = 'configs/densecl/deeplabv3_mnv2_densecl-aal-pre_aal_cpu.py'
-RANDOM_FT_CFG = 'configs/densecl/deeplabv3_mnv2_random-init_aal_cpu.py'
+DENSECL_FT_CFG = DENSECL_PAIR.method
+RANDOM_FT_CFG = DENSECL_PAIR.baseline
 
 
 def parse_args(argv=None):

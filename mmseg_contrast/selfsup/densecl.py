@@ -33,10 +33,12 @@ from mmengine.dist import get_world_size
 from mmpretrain.models import DenseCL
 from mmpretrain.registry import MODELS
 
+from ..options import check_positive, check_positive_int, check_range
+
 __all__ = [
     'CheckedDenseCL', 'check_densecl_queue', 'check_densecl_backbone_output',
-    'check_densecl_static', 'DenseCLConfigError', 'own_image_in_queue_prob',
-    'suggest_queue_len'
+    'check_densecl_static', 'check_densecl_momentum', 'DenseCLConfigError',
+    'own_image_in_queue_prob', 'suggest_queue_len'
 ]
 
 
@@ -126,12 +128,46 @@ def _neck_in_out(neck):
     return None, None
 
 
-def check_densecl_static(model):
-    """``__init__``-time checks on a built DenseCL model."""
-    if not isinstance(model.queue_len, int) or model.queue_len <= 0:
+def _option(check, model, name, value, *args, **kwargs):
+    """A :mod:`mmseg_contrast.options` check whose error is a
+    :class:`DenseCLConfigError` naming ``model``'s class."""
+    try:
+        return check(type(model).__name__, name, value, *args, **kwargs)
+    except ValueError as e:  # OptionTypeError included
+        raise DenseCLConfigError(str(e)) from None
+
+
+def check_densecl_momentum(owner, m):
+    """``m`` must be in (0, 0.5] (mmengine's EMA convention); called before
+    mmengine's EMA asserts ``0 < m < 1`` without naming the option."""
+    if isinstance(m, (int, float)) and 0.5 < m <= 1:
         raise DenseCLConfigError(
-            f'DenseCL: queue_len must be a positive int, got '
-            f'{model.queue_len!r}')
+            f'DenseCL: momentum={m} uses the MoCo convention; mmpretrain '
+            'uses mmengine\'s EMA convention avg = (1 - m) * avg + m * '
+            'src, so MoCo\'s 0.999 is momentum=0.001 here (must be in '
+            '(0, 0.5])')
+    try:
+        check_range(owner, 'momentum', m, 0, 0.5, low_open=True,
+                    hint="mmengine's EMA convention: MoCo's 0.999 is 0.001 "
+                    'here')
+    except ValueError as e:
+        raise DenseCLConfigError(str(e)) from None
+
+
+def check_densecl_static(model):
+    """``__init__``-time checks on a built DenseCL model: ``queue_len`` a
+    positive int, ``loss_lambda`` in [0, 1] (0: global term only, 1: dense
+    term only), ``momentum`` in (0, 0.5] (mmengine's EMA convention), the
+    head's ``temperature`` finite and > 0, and the neck / backbone shapes
+    (see the module docstring)."""
+    _option(check_positive_int, model, 'queue_len', model.queue_len,
+            hint='queue_len must be a positive int: the keys per queue')
+    _option(check_range, model, 'loss_lambda', model.loss_lambda, 0, 1,
+            hint='the weight of the dense term: 0 = global term only, '
+            '1 = dense term only')
+    temperature = getattr(model.head, 'temperature', None)
+    if temperature is not None:
+        _option(check_positive, model, 'head.temperature', temperature)
     feat_dim = model.queue.shape[0]
     _, out_ch = _neck_in_out(model.neck)
     if out_ch is not None and out_ch != feat_dim:
@@ -144,13 +180,7 @@ def check_densecl_static(model):
             f'DenseCL: the backbone must return exactly one feature map '
             f'(the last stage), got out_indices={tuple(out_indices)}; '
             'set e.g. out_indices=(3, ) for ResNet')
-    m = model.encoder_k.momentum
-    if not 0 < m <= 0.5:
-        raise DenseCLConfigError(
-            f'DenseCL: momentum={m} uses the MoCo convention; mmpretrain '
-            'uses mmengine\'s EMA convention avg = (1 - m) * avg + m * '
-            'src, so MoCo\'s 0.999 is momentum=0.001 here (must be in '
-            '(0, 0.5])')
+    check_densecl_momentum(type(model).__name__, model.encoder_k.momentum)
 
 
 def check_densecl_backbone_output(feats, neck):
@@ -216,6 +246,8 @@ class CheckedDenseCL(DenseCL):
     """
 
     def __init__(self, *args, **kwargs):
+        if 'momentum' in kwargs:  # before mmengine's bare assert
+            check_densecl_momentum(type(self).__name__, kwargs['momentum'])
         super().__init__(*args, **kwargs)
         check_densecl_static(self)
         self._shapes_checked = False

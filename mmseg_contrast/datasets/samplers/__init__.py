@@ -1,5 +1,9 @@
-from .multi_source_sampler import MultiSourceSampler
+from .multi_source_sampler import (
+    MultiSourceSampler,
+    check_loader_batch_size,
+    split_batch,
+)
 
 __all__ = [
-    'MultiSourceSampler'
+    'MultiSourceSampler', 'check_loader_batch_size', 'split_batch'
 ]

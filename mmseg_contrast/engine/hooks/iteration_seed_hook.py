@@ -42,6 +42,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import IterBasedTrainLoop
 from mmseg.registry import HOOKS
 
+from mmseg_contrast.options import check_int, check_optional
+
 _MASK64 = (1 << 64) - 1
 
 
@@ -94,18 +96,16 @@ class IterationSeedHook(Hook):
     ``(runner.seed, iteration)`` so that ``--resume`` continues bit-exactly.
 
     Args:
-        seed (int, optional): base seed; defaults to ``runner.seed`` (the
-            config's ``randomness.seed``, or the random seed mmengine drew and
-            stored in the checkpoint's ``meta``).
+        seed (int, optional): base seed, any int (checked when built);
+            defaults to ``runner.seed`` (the config's ``randomness.seed``,
+            or the random seed mmengine drew and stored in the checkpoint's
+            ``meta``).
     """
 
     priority = 'HIGHEST'
 
     def __init__(self, seed: Optional[int] = None):
-        if seed is not None and (not isinstance(seed, int)
-                                 or isinstance(seed, bool)):
-            raise TypeError(f'IterationSeedHook: seed must be None or an int, '
-                            f'got {seed!r}')
+        check_optional(check_int, type(self).__name__, 'seed', seed)
         self.seed = seed
         self._wrapped = False
 

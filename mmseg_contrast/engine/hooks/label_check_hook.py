@@ -14,6 +14,8 @@ from mmengine.model import is_model_wrapper
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import HOOKS
 
+from mmseg_contrast.datasets.samplers import check_loader_batch_size
+
 __all__ = ['LabelRangeCheckHook', 'find_bad_labels']
 
 
@@ -46,6 +48,12 @@ class LabelRangeCheckHook(Hook):
     checked). ``tools/train.py`` adds this hook to every config; with
     mmseg's own ``tools/train.py`` add
     ``custom_hooks=[dict(type='mmseg.LabelRangeCheckHook')]``.
+
+    ``before_train`` also checks that a :class:`MultiSourceSampler` train
+    loader batches exactly the sampler's ``batch_size``
+    (:func:`~mmseg_contrast.datasets.samplers.check_loader_batch_size`):
+    otherwise the batches alternate between the sources instead of mixing
+    them.
     """
 
     priority = 'VERY_HIGH'
@@ -63,6 +71,7 @@ class LabelRangeCheckHook(Hook):
                 key = (int(m.num_classes), int(m.ignore_index))
                 seen.setdefault(key, f'model.{name}')
         self._limits = [(c, i, where) for (c, i), where in seen.items()]
+        check_loader_batch_size(getattr(runner, 'train_dataloader', None))
         try:
             dataset = runner.train_dataloader.dataset
             classes = dataset.metainfo.get('classes') or ()

@@ -9,6 +9,15 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
 
+from mmseg_contrast.datasets.samplers import check_loader_batch_size
+from mmseg_contrast.options import (
+    check_bool,
+    check_optional,
+    check_positive_int,
+    check_probability,
+    check_range,
+)
+
 DECAY_SCHEDULES = ('reco', 'constant', 'horizon', 'cosine')
 
 
@@ -80,22 +89,30 @@ class MeanTeacherHook(Hook):
     weights ride in the checkpoint and ``--resume`` restores them; the hook
     itself holds no state.
 
-    Args:
+    Args (checked when built, :mod:`mmseg_contrast.options`):
         max_decay (float): upper bound / constant value / cosine start of
-            the decay. Defaults to 0.99 (ReCo).
+            the decay, in [0, 1] (0: the teacher is a copy of the student;
+            1 with ``'reco'`` / ``'horizon'``: the running mean of all
+            students); in [0, 1) for ``'constant'`` / ``'cosine'``, where 1
+            would never move the teacher. Defaults to 0.99 (ReCo).
         decay_schedule (str): one of ``DECAY_SCHEDULES`` (see above).
             Defaults to 'reco'.
-        horizon (float, optional): for ``'horizon'``: the EMA window as a
-            fraction of ``max_iters`` (in (0, 1]); e.g. 0.1.
-        max_iters (int, optional): schedule length for ``'horizon'`` /
-            ``'cosine'``; defaults to the runner's ``max_iters``.
-        interval (int): update every ``interval`` iterations.
+        horizon (float, optional): for ``'horizon'`` only: the EMA window
+            as a fraction of ``max_iters``, in (0, 1]; e.g. 0.1.
+        max_iters (int, optional): schedule length (>= 1) for
+            ``'horizon'`` / ``'cosine'``; defaults to the runner's
+            ``max_iters``.
+        interval (int): update every ``interval`` (>= 1) iterations.
         skip_buffer (bool): if True (ReCo) only parameters are averaged and
             the teacher keeps its own buffers. Defaults to False: floating
             buffers (BN running statistics) are averaged too and integer
             buffers (``num_batches_tracked``) copied, which is what a teacher
             kept in eval mode needs (ReCo runs its teacher in train mode so
             that its BN statistics evolve by themselves).
+
+    ``before_train`` also checks that a :class:`MultiSourceSampler` train
+    loader batches exactly the sampler's ``batch_size``
+    (:func:`~mmseg_contrast.datasets.samplers.check_loader_batch_size`).
 
     Under DDP the student's parameters are identical on every rank, so the
     teachers' parameters stay identical; the student's BN running statistics
@@ -114,25 +131,30 @@ class MeanTeacherHook(Hook):
                  max_iters: Optional[int] = None,
                  interval: int = 1,
                  skip_buffer: bool = False) -> None:
-        if not 0. <= max_decay <= 1.:
-            raise ValueError(f'max_decay must be in [0, 1], got {max_decay}')
+        owner = type(self).__name__
         if decay_schedule not in DECAY_SCHEDULES:
             raise ValueError(f'decay_schedule must be one of '
                              f'{DECAY_SCHEDULES}, got {decay_schedule!r}')
+        frozen = decay_schedule in ('constant', 'cosine')
+        check_range(owner, 'max_decay', max_decay, 0, 1, high_open=frozen,
+                    hint=f'with decay_schedule={decay_schedule!r} a decay '
+                    'of 1 never moves the teacher' if frozen else '')
         if decay_schedule == 'horizon':
-            if horizon is None or not 0. < horizon <= 1.:
+            if horizon is None:
                 raise ValueError(
                     f"decay_schedule='horizon' needs horizon in (0, 1] (the "
                     f'EMA window as a fraction of max_iters, e.g. 0.1), got '
                     f'{horizon!r}')
+            check_probability(owner, 'horizon', horizon,
+                              hint='the EMA window as a fraction of '
+                              'max_iters, e.g. 0.1')
         elif horizon is not None:
             raise ValueError(f"horizon={horizon} is only used by "
                              f"decay_schedule='horizon', not "
                              f'{decay_schedule!r}')
-        if max_iters is not None and max_iters < 1:
-            raise ValueError(f'max_iters must be >= 1, got {max_iters}')
-        if interval < 1:
-            raise ValueError(f'interval must be >= 1, got {interval}')
+        check_optional(check_positive_int, owner, 'max_iters', max_iters)
+        check_positive_int(owner, 'interval', interval)
+        check_bool(owner, 'skip_buffer', skip_buffer)
         self.max_decay = max_decay
         self.decay_schedule = decay_schedule
         self.horizon = horizon
@@ -181,6 +203,7 @@ class MeanTeacherHook(Hook):
 
     def before_train(self, runner) -> None:
         model = self._unwrap(runner.model)
+        check_loader_batch_size(getattr(runner, 'train_dataloader', None))
         if self.max_iters is None and self.decay_schedule in ('horizon',
                                                               'cosine'):
             self.max_iters = int(runner.max_iters)

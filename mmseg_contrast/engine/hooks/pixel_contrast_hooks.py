@@ -26,6 +26,7 @@ from mmseg_contrast.models.decode_heads.pixel_contrast_head import (
     PixelContrastMixin,
 )
 from mmseg_contrast.models.utils.memory_bank import ddp_ignore_memory_banks
+from mmseg_contrast.options import check_bool, check_nonneg_int
 
 
 def _unwrap(model):
@@ -58,19 +59,23 @@ class PixelMemoryBankHook(Hook):
     exist. The construction-time broadcast still runs, so all ranks start
     from rank 0's (random) bank.
 
-    Pixels with a non-finite key are dropped by the bank; their number is
-    logged as ``train/bank_nonfinite_keys``. With AMP, a step that the loss
+    Pixels whose key cannot be normalised (NaN / inf, a norm that is 0 or
+    overflows) are dropped by the bank; their number is logged as
+    ``train/bank_nonfinite_keys``. With AMP, a step that the loss
     scaler skipped (inf / NaN gradients: the scale went down during the step)
     enqueues nothing (``train/bank_skipped_step`` is 1 for it).
 
     Args:
-        exclude_from_ddp_broadcast (bool): do the above. Default True.
+        exclude_from_ddp_broadcast (bool): do the above (a bool, checked
+            when built). Default True.
     """
 
     priority = 'NORMAL'
 
     def __init__(self, exclude_from_ddp_broadcast: bool = True):
-        self.exclude_from_ddp_broadcast = bool(exclude_from_ddp_broadcast)
+        check_bool(type(self).__name__, 'exclude_from_ddp_broadcast',
+                   exclude_from_ddp_broadcast)
+        self.exclude_from_ddp_broadcast = exclude_from_ddp_broadcast
         self._scales_before: List[float] = []
 
     @staticmethod
@@ -141,7 +146,8 @@ class PixelMemoryBankHook(Hook):
             bank = head.memory_bank
             bank.enqueue(*pending)
             if hub is not None:
-                # pixels whose key was NaN / inf, dropped (all ranks)
+                # pixels whose key was NaN / inf / not normalisable,
+                # dropped (all ranks)
                 hub.update_scalar(f'train/bank_nonfinite_keys{suffix}',
                                   bank.last_nonfinite)
 
@@ -160,8 +166,9 @@ class ContrastWarmupHook(Hook):
     loss terms.
 
     Args:
-        warmup_iters (int): number of iterations without the contrast term.
-            0 disables the warm-up. Reference (Cityscapes): 5000.
+        warmup_iters (int): number of iterations without the contrast term,
+            an int >= 0 (checked when built); 0 disables the warm-up.
+            Reference (Cityscapes): 5000.
         log_name (str): name of the logged scalar.
     """
 
@@ -169,10 +176,8 @@ class ContrastWarmupHook(Hook):
 
     def __init__(self, warmup_iters: int = 5000,
                  log_name: str = 'contrast_weight'):
-        if (not isinstance(warmup_iters, int) or isinstance(warmup_iters, bool)
-                or warmup_iters < 0):
-            raise ValueError('ContrastWarmupHook: warmup_iters must be a '
-                             f'non-negative int, got {warmup_iters!r}')
+        check_nonneg_int(type(self).__name__, 'warmup_iters', warmup_iters,
+                         hint='0 disables the warm-up')
         if 'loss' in log_name:
             raise ValueError('ContrastWarmupHook: log_name must not contain '
                              f"'loss' (mmengine sums such keys), got "

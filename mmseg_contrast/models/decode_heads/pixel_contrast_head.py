@@ -70,6 +70,7 @@ from mmseg.models.decode_heads import (
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...options import check_positive_int
 from ..utils.head_checks import (
     bind_loss_num_classes,
     memory_bank_cfg_for_head,
@@ -86,7 +87,8 @@ class PixelContrastMixin(AuxEmbeddingMixin):
     ``self.cls_seg(feat)`` (all mmseg heads do).
 
     Args:
-        proj_channels (int): width of the L2-normalised embedding. Default 256.
+        proj_channels (int): width of the L2-normalised embedding, >= 1
+            (checked when built). Default 256.
         contrast_loss (dict): config of the contrast loss, called as
             ``loss(embed, seg_label, seg_pred)`` (in-batch) or
             ``loss(embed, seg_label, seg_pred, memory_bank=bank)`` (memory
@@ -126,9 +128,7 @@ class PixelContrastMixin(AuxEmbeddingMixin):
                  **kwargs):
         super().__init__(*args, **kwargs)
         name = type(self).__name__
-        if not isinstance(proj_channels, int) or proj_channels <= 0:
-            raise ValueError(f'{name}: proj_channels must be '
-                             f'a positive int, got {proj_channels!r}')
+        check_positive_int(name, 'proj_channels', proj_channels)
         if not isinstance(contrast_loss, dict):
             raise TypeError(f'{name}: contrast_loss must be a '
                             f'config dict, got {type(contrast_loss).__name__}')

@@ -75,6 +75,7 @@ from mmseg.models.decode_heads import (
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...options import check_positive_int
 from .aux_embedding_mixin import AuxEmbeddingMixin, ProjectionHead
 
 TensorOrList = Union[Tensor, Sequence[Tensor]]
@@ -103,7 +104,8 @@ class ReCoMixin(AuxEmbeddingMixin):
     """Adds a ReCo representation head and ``ReCoLoss`` to a stock head.
 
     Args:
-        proj_channels (int): representation dimension. Default 256.
+        proj_channels (int): representation dimension, >= 1 (checked when
+            built). Default 256.
         reco_loss (dict): config of the ReCo loss. Default
             ``dict(type='ReCoLoss')`` (tau 0.5, Q 256, N 512, 0.97).
         All other arguments go to the stock head.
@@ -115,6 +117,8 @@ class ReCoMixin(AuxEmbeddingMixin):
                  reco_loss: dict = dict(type='ReCoLoss'),
                  **kwargs):
         super().__init__(*args, **kwargs)
+        check_positive_int(type(self).__name__, 'proj_channels',
+                           proj_channels)
         self.reco_proj = ProjectionHead(
             self.channels, proj_channels, kind='reco',
             norm_cfg=self.norm_cfg)

@@ -77,6 +77,14 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ...options import (
+    check_finite_nonneg,
+    check_int,
+    check_optional,
+    check_positive,
+    check_positive_int,
+    check_probability,
+)
 from .anchor_sampling import AnchorSamples, sample_anchors
 from .contrast_terms import in_batch_contrast, memory_contrast, select_keys
 
@@ -91,27 +99,30 @@ class PixelContrastLoss(nn.Module):
     """ContrastiveSeg pixel contrast loss; see the module docstring for the
     formula, the sampling rules and what differs from the reference.
 
-    Args:
-        temperature (float): tau. Default 0.1.
-        base_temperature (float): tau_b; the loss is scaled by tau / tau_b.
-            Default 0.07.
-        max_samples (int): max anchor views per call (per GPU). Default 1024.
+    Args (checked when built, see :mod:`mmseg_contrast.options`):
+        temperature (float): tau, finite and > 0. Default 0.1.
+        base_temperature (float): tau_b, finite and > 0; the loss is
+            scaled by tau / tau_b. Default 0.07.
+        max_samples (int): max anchor views per call (per GPU), >= 1.
+            Default 1024.
         max_views (int): max views per (image, class) row, and the row
-            threshold (a class needs > max_views pixels). Default 100.
-        ignore_index (int): ignored label. Default 255.
+            threshold (a class needs > max_views pixels), >= 1. Default 100.
+        ignore_index (int): ignored label (any int). Default 255.
         num_classes (int, optional): labels ``>= num_classes`` are ignored
-            too (the reference would contrast them as a class). The contrast
-            heads set it to their ``num_classes``. Default None (no bound).
-        loss_weight (float): multiplier. Default 1.0.
+            too (the reference would contrast them as a class); >= 1. The
+            contrast heads set it to their ``num_classes``. Default None (no
+            bound).
+        loss_weight (float): multiplier, finite and >= 0 (0 gives a zero
+            term). Default 1.0.
         loss_name (str): key in the loss dict. Default ``'loss_contrast'``.
         key_sampling (str): memory mode only: ``'all'``, ``'hardest'`` or
             ``'semi_hard'``. Default ``'all'`` (the reference).
         num_keys (int): negatives kept per anchor by ``'hardest'`` /
-            ``'semi_hard'``. Default 1024.
-        num_pos_keys (int, optional): positives kept per anchor; defaults to
-            ``num_keys``.
+            ``'semi_hard'``, >= 1. Default 1024.
+        num_pos_keys (int, optional): positives kept per anchor, >= 1;
+            defaults to ``num_keys``.
         semi_hard_ratio (float): the hardest fraction sampled from by
-            ``'semi_hard'``. Default 0.1.
+            ``'semi_hard'``, in (0, 1] (1: all keys). Default 0.1.
 
     ``forward(embed, seg_label, seg_pred, queue=None)``:
         embed (B, D, h, w) L2-normalised; seg_label (B, H, W) long at full
@@ -134,29 +145,23 @@ class PixelContrastLoss(nn.Module):
                  semi_hard_ratio: float = 0.1,
                  num_classes: Optional[int] = None):
         super().__init__()
-        if num_classes is not None and (not isinstance(num_classes, int)
-                                        or num_classes < 1):
-            raise ValueError('PixelContrastLoss: num_classes must be None or '
-                             f'a positive int, got {num_classes!r}')
-        self.num_classes = num_classes
-        if not temperature > 0 or not base_temperature > 0:
-            raise ValueError('PixelContrastLoss: temperature and '
-                             'base_temperature must be > 0, got '
-                             f'{temperature}, {base_temperature}')
-        if int(max_samples) < 1 or int(max_views) < 1:
-            raise ValueError('PixelContrastLoss: max_samples and max_views '
-                             f'must be >= 1, got {max_samples}, {max_views}')
+        owner = type(self).__name__
+        check_positive(owner, 'temperature', temperature)
+        check_positive(owner, 'base_temperature', base_temperature)
+        check_positive_int(owner, 'max_samples', max_samples)
+        check_positive_int(owner, 'max_views', max_views)
+        check_int(owner, 'ignore_index', ignore_index)
+        check_finite_nonneg(owner, 'loss_weight', loss_weight)
         if key_sampling not in ('all', 'hardest', 'semi_hard'):
             raise ValueError(
                 "PixelContrastLoss: key_sampling must be 'all', 'hardest' or "
                 f"'semi_hard', got {key_sampling!r}")
-        if int(num_keys) < 1 or (num_pos_keys is not None
-                                 and int(num_pos_keys) < 1):
-            raise ValueError('PixelContrastLoss: num_keys / num_pos_keys '
-                             'must be >= 1')
-        if not 0 < semi_hard_ratio <= 1:
-            raise ValueError('PixelContrastLoss: semi_hard_ratio must be in '
-                             f'(0, 1], got {semi_hard_ratio}')
+        check_positive_int(owner, 'num_keys', num_keys)
+        check_optional(check_positive_int, owner, 'num_pos_keys',
+                       num_pos_keys)
+        check_probability(owner, 'semi_hard_ratio', semi_hard_ratio)
+        check_optional(check_positive_int, owner, 'num_classes', num_classes)
+        self.num_classes = num_classes
         self.temperature = float(temperature)
         self.base_temperature = float(base_temperature)
         self.max_samples = int(max_samples)

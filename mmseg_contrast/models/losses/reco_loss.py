@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from .option_checks import check_reco_loss_options
+
 
 class _GatherDot(torch.autograd.Function):
     """``out[r, n] = <queries[r], keys[index[r, n]]>`` for ``(R, D)`` queries,
@@ -169,21 +171,23 @@ class ReCoLoss(nn.Module):
       (checked on the prototypes, in the same host sync), instead of
       torch's ``invalid multinomial distribution``.
 
-    Args:
+    Args (checked when built, :mod:`mmseg_contrast.options`):
         temperature (float): :math:`\tau` of both the negative-class
-            softmax and the InfoNCE. Default 0.5.
-        num_queries (int): queries per class (with replacement). Default 256.
-        num_negatives (int): negative keys per query. Default 512.
+            softmax and the InfoNCE; finite, > 0. Default 0.5.
+        num_queries (int): queries per class (with replacement), >= 1.
+            Default 256.
+        num_negatives (int): negative keys per query, >= 1. Default 512.
         strong_threshold (float): a valid pixel is a hard query when the
-            probability of its own label is strictly below it. Default 0.97.
+            probability of its own label is strictly below it; in (0, 1]
+            (1: about every pixel). Default 0.97.
         ignore_index (int): label of invalid pixels. Default 255.
-        loss_weight (float): :math:`w`. Default 1.0.
+        loss_weight (float): :math:`w`, finite, >= 0. Default 1.0.
         loss_name (str): key of the loss in the loss dict; must contain
             ``'loss'`` to be summed by mmengine. Default ``'loss_reco'``.
-        eps (float): cosine-similarity epsilon. Default 1e-8.
-        max_chunk_elements (int, optional): upper bound on the elements of
-            the reused gathered-key buffer of the forward. Default ``None``:
-            2**22 on CPU (cache friendly), 2**26 on CUDA.
+        eps (float): cosine-similarity epsilon, finite, > 0. Default 1e-8.
+        max_chunk_elements (int, optional): upper bound (>= 1) on the
+            elements of the reused gathered-key buffer of the forward.
+            Default ``None``: 2**22 on CPU (cache friendly), 2**26 on CUDA.
     """
 
     def __init__(self,
@@ -197,13 +201,9 @@ class ReCoLoss(nn.Module):
                  eps: float = 1e-8,
                  max_chunk_elements: Optional[int] = None):
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f'ReCoLoss temperature must be > 0, '
-                             f'got {temperature}')
-        if int(num_queries) < 1 or int(num_negatives) < 1:
-            raise ValueError(
-                f'ReCoLoss num_queries and num_negatives must be >= 1, got '
-                f'{num_queries} and {num_negatives}')
+        check_reco_loss_options(type(self).__name__, temperature, num_queries,
+                                num_negatives, strong_threshold, ignore_index,
+                                loss_weight, eps, max_chunk_elements)
         self.temperature = float(temperature)
         self.num_queries = int(num_queries)
         self.num_negatives = int(num_negatives)

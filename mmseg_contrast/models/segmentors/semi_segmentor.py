@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..utils.mixing import BatchMixer
 from ..utils.unsup_augment import UnsupBatchAugment
+from .option_checks import check_semi_train_cfg
 from .semi_checkpoint import map_loaded_keys, teacher_as_plain_keys
 from .semi_loss_utils import (
     pixel_weights,
@@ -123,7 +124,9 @@ class SemiSegmentor(BaseSegmentor):
 
     Args:
         segmentor (dict): config of the student/teacher segmentor.
-        semi_train_cfg (dict): see ``DEFAULT_SEMI_TRAIN_CFG``.
+        semi_train_cfg (dict): see ``DEFAULT_SEMI_TRAIN_CFG``; the valid
+            values (checked when built) are listed in
+            :mod:`~mmseg_contrast.models.segmentors.option_checks`.
         semi_test_cfg (dict): ``predict_on`` / ``forward_on`` /
             ``extract_feat_on`` in {'teacher', 'student'}.
         data_preprocessor (dict, optional): defaults to the segmentor's
@@ -165,17 +168,7 @@ class SemiSegmentor(BaseSegmentor):
             raise KeyError(f'SemiSegmentor: unknown semi_train_cfg keys '
                            f'{sorted(unknown)}; valid: {sorted(cfg)}')
         cfg.update(semi_train_cfg or {})
-        if cfg['unsup_weighting'] not in ('ratio', 'threshold',
-                                          'class_balanced'):
-            raise ValueError(f"unsup_weighting must be 'ratio', 'threshold' "
-                             f"or 'class_balanced', got "
-                             f"{cfg['unsup_weighting']!r}")
-        if not 0 < cfg['class_portion'] <= 1:
-            raise ValueError(f"class_portion must lie in (0, 1], got "
-                             f"{cfg['class_portion']!r}")
-        if cfg['teacher_mode'] not in ('eval', 'train'):
-            raise ValueError(f"teacher_mode must be 'eval' or 'train', got "
-                             f"{cfg['teacher_mode']!r}")
+        check_semi_train_cfg(cfg)
         self.semi_train_cfg = cfg
         self.mixer = BatchMixer(cfg['mix_mode'],
                                 cfg['count_ignore_as_class'])
@@ -189,9 +182,6 @@ class SemiSegmentor(BaseSegmentor):
         self.teacher.train(cfg['teacher_mode'] == 'train')
 
         self.unsup_aug = UnsupBatchAugment.build(cfg['unsup_aug'])
-        if not isinstance(cfg['concat_forward'], bool):
-            raise TypeError(f"concat_forward must be a bool, got "
-                            f"{cfg['concat_forward']!r}")
         self._register_state_dict_hook(teacher_as_plain_keys)
         self._register_load_state_dict_pre_hook(map_loaded_keys)
 

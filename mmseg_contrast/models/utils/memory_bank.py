@@ -32,9 +32,11 @@ written. What differs from the reference (deliberately, see
   of the (2, 256, 128, 256) key map (64 MiB,
   ``tools/analysis/benchmark_bank_traffic.py``); the bank's buffers should
   be excluded from DDP buffer broadcast, see :func:`ddp_ignore_memory_banks`;
-* pixels whose key is not finite (NaN / inf, e.g. an fp16 overflow) are
-  never enqueued (they count in :attr:`PixelMemoryBank.last_nonfinite`),
-  so one bad step cannot poison the bank;
+* pixels whose key cannot be normalised (a NaN / inf value, e.g. an fp16
+  overflow; a norm that overflows fp32 or is 0) are never enqueued (they
+  count in :attr:`PixelMemoryBank.last_nonfinite`), nor is the segment
+  mean of a class whose keys sum to 0, so one bad step cannot poison the
+  bank with NaN or zero vectors;
 * the queues start empty (zeros) and ``pixel_count`` / ``segment_count``
   track how many slots of each class are filled, so the loss ignores
   unfilled slots (the reference starts from random unit vectors that act as
@@ -56,8 +58,11 @@ from mmengine.dist import all_gather, get_rank, get_world_size
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from .option_checks import check_bank_options
+
 __all__ = ['PixelMemoryBank', 'ddp_ignore_memory_banks']
 
+_NORM_EPS = 1e-12  # F.normalize's: keys with a smaller norm are dropped
 _BANK_BUFFERS = ('pixel_queue', 'segment_queue', 'pixel_ptr', 'segment_ptr',
                  'pixel_count', 'segment_count', 'num_updates')
 
@@ -76,16 +81,21 @@ def resize_labels_nearest(labels: Tensor, size) -> Tensor:
 class PixelMemoryBank(nn.Module):
     """Per-class ring buffers of segment and pixel embeddings.
 
-    Args:
-        num_classes (int): C.
-        feat_dim (int): D, the embedding size. Default 256.
-        memory_size (int): M, slots per class and per queue. Default 5000.
-        pixel_per_image (int): pixels enqueued per (image, class). Default 10.
+    Args (checked when built, :mod:`mmseg_contrast.options`):
+        num_classes (int): C, >= 1.
+        feat_dim (int): D, the embedding size, >= 1. Default 256.
+        memory_size (int): M, slots per class and per queue; an int
+            greater than ``pixel_per_image`` (one enqueue writes up to
+            ranks x images x ``pixel_per_image`` pixels per class, which
+            must stay below M). Default 5000.
+        pixel_per_image (int): pixels enqueued per (image, class), >= 1.
+            Default 10.
         ignore_index (int): label never enqueued. Default 255.
         gather (bool): all-gather the rows every rank writes (segment means
             and sampled pixels with their classes), so that all ranks hold
             the same bank (no-op when not distributed). Default True.
-        seed (int): base seed of the pixel-choice generator. Default 0.
+        seed (int): base seed of the pixel-choice generator (any int).
+            Default 0.
 
     Buffers (saved in checkpoints, so ``--resume`` restores the bank):
         ``pixel_queue``/``segment_queue`` (C, M, D) float32,
@@ -103,13 +113,9 @@ class PixelMemoryBank(nn.Module):
                  gather: bool = True,
                  seed: int = 0):
         super().__init__()
-        for name, val in (('num_classes', num_classes), ('feat_dim', feat_dim),
-                          ('memory_size', memory_size),
-                          ('pixel_per_image', pixel_per_image)):
-            if not isinstance(val, int) or val < 1:
-                raise ValueError(
-                    f'PixelMemoryBank: {name} must be a positive int, '
-                    f'got {val!r}')
+        check_bank_options(type(self).__name__, num_classes, feat_dim,
+                           memory_size, pixel_per_image, ignore_index,
+                           gather, seed)
         self.num_classes = num_classes
         self.feat_dim = feat_dim
         self.memory_size = memory_size
@@ -129,7 +135,7 @@ class PixelMemoryBank(nn.Module):
         # host mirror of ``num_updates`` (kept in sync on load) so seeding the
         # generator needs no device->host copy
         self._host_updates = 0
-        #: pixels of the last ``enqueue`` dropped for a non-finite key (0-dim
+        #: pixels of the last ``enqueue`` dropped (key NaN, inf or norm 0; 0-d
         #: long tensor, all ranks), None before the first call
         self.last_nonfinite: Optional[Tensor] = None
 
@@ -193,7 +199,8 @@ class PixelMemoryBank(nn.Module):
 
         Args:
             keys (Tensor): (B, D, h, w) embeddings (L2-normalised here
-                again along D). Pixels whose key is not finite are dropped
+                again along D). Pixels whose key cannot be normalised (a
+                NaN / inf value, a norm that is 0 or overflows) are dropped
                 (never enqueued) and counted in :attr:`last_nonfinite`.
             labels (Tensor): (B, h, w) long labels at the key resolution
                 (a different resolution is nearest-resized like the loss
@@ -227,17 +234,20 @@ class PixelMemoryBank(nn.Module):
         labels = resize_labels_nearest(labels.detach().long(),
                                        keys.shape[-2:]).to(dev)
         # segment = normalise(mean of the normalised pixel keys), as the
-        # reference; the heads pass unit keys already, this makes it exact
-        keys = F.normalize(
-            keys.detach().to(device=dev, dtype=self.pixel_queue.dtype),
-            p=2, dim=1)
+        # reference (heads pass unit keys already). F.normalize's arithmetic,
+        # keeping the norm: a key whose norm is not finite or ~0 has no
+        # direction and would enter the bank as a zero vector
+        keys = keys.detach().to(device=dev, dtype=self.pixel_queue.dtype)
+        norm = keys.norm(p=2, dim=1, keepdim=True)
+        keys = keys / norm.clamp_min(_NORM_EPS).expand_as(keys)
         feats = keys.flatten(2)  # (B, D, HW)
         lab = labels.reshape(B, HW)
         in_range = (lab >= 0) & (lab < C) & (lab != self.ignore_index)
-        finite = torch.isfinite(feats).all(1)  # (B, HW)
-        valid = in_range & finite
-        self.last_nonfinite = (in_range & ~finite).sum()
-        feats = torch.where(finite[:, None], feats, feats.new_zeros(()))
+        norm = norm.reshape(B, HW)
+        usable = torch.isfinite(norm) & (norm > _NORM_EPS)
+        valid = in_range & usable
+        self.last_nonfinite = (in_range & ~usable).sum()
+        feats = torch.where(usable[:, None], feats, feats.new_zeros(()))
 
         seg, present = self._segment_means(feats, lab, valid)
         pix, filled = self._sample_pixels(feats, lab, valid, K)
@@ -268,9 +278,10 @@ class PixelMemoryBank(nn.Module):
         cnt = torch.zeros(B, C + 1, dtype=torch.long,
                           device=feats.device).scatter_add_(
                               1, lab_d, torch.ones_like(lab_d))
-        # mean direction == sum direction
-        seg = F.normalize(sums[:, :, :C].transpose(1, 2), p=2, dim=-1)
-        return seg, cnt[:, :C] > 0
+        # mean direction == sum direction; a sum of ~0 has none
+        sums = sums[:, :, :C].transpose(1, 2)
+        present = (cnt[:, :C] > 0) & (sums.norm(dim=-1) > _NORM_EPS)
+        return F.normalize(sums, p=2, dim=-1, eps=_NORM_EPS), present
 
     def _sample_pixels(self, feats: Tensor, lab: Tensor, valid: Tensor,
                        K: int):

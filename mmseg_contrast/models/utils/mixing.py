@@ -29,6 +29,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from ...options import check_bool
+
 MIX_MODES = ('classmix', 'cutmix', 'cutout', 'none')
 
 
@@ -168,7 +170,8 @@ class BatchMixer:
         mode (str): 'classmix' (default, ReCo + ClassMix), 'cutmix',
             'cutout' or 'none'.
         count_ignore_as_class (bool): reproduce ReCo's quirk of letting the
-            ignore value count as a ClassMix class. Defaults to False.
+            ignore value count as a ClassMix class (a bool, checked when
+            built). Defaults to False.
     """
 
     def __init__(self, mode: str = 'classmix',
@@ -176,6 +179,9 @@ class BatchMixer:
         if mode not in MIX_MODES:
             raise ValueError(f'unknown mixing mode {mode!r}; expected one of '
                              f'{MIX_MODES}')
+        check_bool(type(self).__name__, 'count_ignore_as_class',
+                   count_ignore_as_class,
+                   hint='set by semi_train_cfg.count_ignore_as_class')
         self.mode = mode
         self.count_ignore_as_class = count_ignore_as_class
 

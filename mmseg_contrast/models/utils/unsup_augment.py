@@ -53,8 +53,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...options import (
+    OptionTypeError,
+    check_positive,
+    check_positive_int,
+    check_probability,
+)
 from .mixing import _rand
 
+_OWNER = 'UnsupBatchAugment'
 UNSUP_AUG_KEYS = ('scale', 'crop_size', 'blur_prob', 'blur_sigma',
                   'flip_prob')
 
@@ -158,6 +165,20 @@ def gaussian_blur_batch(img: Tensor, sigma: Tensor, radius: int) -> Tensor:
     return y.reshape(B, C, H, W)
 
 
+def _check_pair(name: str, pair, check, ordered: bool = True) -> None:
+    """``pair`` is a 2-tuple / list whose entries pass ``check`` (and
+    ``pair[0] <= pair[1]`` when ``ordered``); the error names
+    ``unsup_aug.<name>``."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise OptionTypeError(f'{_OWNER}: unsup_aug.{name}={pair!r} is '
+                              'invalid; it must be a pair (tuple of 2)')
+    for i, v in enumerate(pair):
+        check(_OWNER, f'unsup_aug.{name}[{i}]', v)
+    if ordered and pair[0] > pair[1]:
+        raise ValueError(f'{_OWNER}: unsup_aug.{name}={tuple(pair)!r} is '
+                         'invalid; it must be (lo, hi) with lo <= hi')
+
+
 class UnsupBatchAugment:
     """ReCo's augmentation of the pseudo-labelled batch (see the module
     docstring): :meth:`geometric` before mixing, :meth:`photometric` after.
@@ -168,18 +189,20 @@ class UnsupBatchAugment:
         unsup_aug=dict(scale=(0.5, 1.5), blur_prob=0.5,
                        blur_sigma=(0.15, 1.15), flip_prob=0.5)
 
-    Args:
-        scale (tuple): range of the random rescale factor; ``(1.0, 1.0)``
-            (default) disables it.
-        crop_size (tuple, optional): output size ``(h, w)`` of the crop;
-            default: the size of the batch (the reference crops back to
-            the unlabelled crop size).
-        blur_prob (float): probability of blurring an image. Default 0.
-        blur_sigma (tuple): range of the blur's standard deviation.
+    Args (checked when built, :mod:`mmseg_contrast.options`):
+        scale (tuple): range ``(lo, hi)`` of the random rescale factor,
+            finite, ``0 < lo <= hi``; ``(1.0, 1.0)`` (default) disables it.
+        crop_size (tuple, optional): output size ``(h, w)`` of the crop,
+            ints >= 1; default: the size of the batch (the reference crops
+            back to the unlabelled crop size).
+        blur_prob (float): probability of blurring an image, in [0, 1]
+            (0: off). Default 0.
+        blur_sigma (tuple): range ``(lo, hi)`` of the blur's standard
+            deviation, finite, ``0 < lo <= hi``.
         flip_prob (float): probability of flipping an image (with its
-            pseudo-label and confidence) horizontally. Default 0 (a flip is
-            wrong for data whose classes depend on the side, e.g. brain
-            hemispheres).
+            pseudo-label and confidence) horizontally, in [0, 1] (0: off).
+            Default 0 (a flip is wrong for data whose classes depend on the
+            side, e.g. brain hemispheres).
     """
 
     def __init__(self,
@@ -188,20 +211,13 @@ class UnsupBatchAugment:
                  blur_prob: float = 0.,
                  blur_sigma: Sequence[float] = (0.15, 1.15),
                  flip_prob: float = 0.):
-        if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
-            raise ValueError(f'unsup_aug.scale must be (lo, hi) with '
-                             f'0 < lo <= hi, got {scale!r}')
-        if crop_size is not None and (len(crop_size) != 2
-                                      or min(crop_size) < 1):
-            raise ValueError(f'unsup_aug.crop_size must be (h, w) >= 1, got '
-                             f'{crop_size!r}')
+        _check_pair('scale', scale, check_positive)
+        if crop_size is not None:
+            _check_pair('crop_size', crop_size, check_positive_int, False)
         for name, p in (('blur_prob', blur_prob), ('flip_prob', flip_prob)):
-            if not 0. <= p <= 1.:
-                raise ValueError(f'unsup_aug.{name} must be in [0, 1], got '
-                                 f'{p}')
-        if len(blur_sigma) != 2 or not 0 < blur_sigma[0] <= blur_sigma[1]:
-            raise ValueError(f'unsup_aug.blur_sigma must be (lo, hi) with '
-                             f'0 < lo <= hi, got {blur_sigma!r}')
+            check_probability(_OWNER, f'unsup_aug.{name}', p, zero_ok=True,
+                              hint='0 switches it off')
+        _check_pair('blur_sigma', blur_sigma, check_positive)
         self.scale = tuple(float(s) for s in scale)
         self.crop_size = None if crop_size is None else tuple(crop_size)
         self.blur_prob = float(blur_prob)

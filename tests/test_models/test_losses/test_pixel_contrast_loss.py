@@ -413,7 +413,8 @@ def test_memory_mode_forward_uses_bank_and_alias():
 
 
 def test_memory_mode_empty_bank_gives_connected_zero():
-    bank = PixelMemoryBank(num_classes=3, feat_dim=4, memory_size=8)
+    bank = PixelMemoryBank(num_classes=3, feat_dim=4, memory_size=8,
+                           pixel_per_image=2)
     e = _unit(2, 4, 8, 8).requires_grad_()
     lab = _blocks_labels(2, 8, 8)
     for mode in ('all', 'hardest', 'semi_hard'):

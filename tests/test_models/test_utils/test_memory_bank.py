@@ -153,7 +153,7 @@ def test_ring_buffer_wraps_and_overwrites_oldest():
 def test_full_resolution_labels_are_nearest_resized():
     D = 4
     bank = PixelMemoryBank(num_classes=2, feat_dim=D, memory_size=64,
-                           pixel_per_image=100)
+                           pixel_per_image=16)  # > the 4 key pixels
     keys = _unit(1, D, 2, 2, seed=3)
     full = torch.tensor([[[0, 9, 1, 9], [9, 9, 9, 9], [1, 9, 1, 9],
                           [9, 9, 9, 9]]])  # label[2i, 2j] == [[0,1],[1,1]]
@@ -212,7 +212,8 @@ def test_ddp_ignore_names():
     model = nn.Module()
     model.head = nn.Module()
     model.head.memory_bank = PixelMemoryBank(num_classes=2, feat_dim=4,
-                                             memory_size=8)
+                                             memory_size=8,
+                                             pixel_per_image=2)
     model.head.conv = nn.Conv2d(1, 1, 1)
     names = ddp_ignore_memory_banks(model)
     assert 'head.memory_bank.pixel_queue' in names

@@ -60,3 +60,25 @@ densecl-demo: data
 .PHONY: bench-accuracy
 bench-accuracy: data
 	$(VPY) tools/analysis/bench_accuracy.py $(if $(ONLY),--only $(ONLY)) $(BENCH_ARGS)
+
+# GPU machine without a package registry (docs/gpu.md). Here:
+#   make gpu-wheels  - the pinned wheels of requirements/gpu_wheels.txt
+#                      (CPython 3.12, x86-64 Linux) + this project's wheel
+#                      -> gpu_wheels/ (git-ignored), closure checked, size
+#                      printed
+# There (python3 = the image's Python with torch + CUDA; no .venv needed):
+#   make gpu-check   - venv over the image's packages, installs gpu_wheels/,
+#                      pytest -m cuda, per-model it/s + peak memory vs the
+#                      plain counterparts (fp32 + AMP), the loss benchmarks
+#                      on CUDA, host syncs per iteration
+#                      -> docs/results/gpu_check.json. GPU_CHECK_ARGS e.g.
+#                      "--models deeplabv3_r101_contrast --iters 10"
+GPU_WHEELS ?= gpu_wheels
+GPU_PYTHON ?= python3
+GPU_CHECK_ARGS ?=
+.PHONY: gpu-wheels gpu-check
+gpu-wheels: install
+	$(VPY) tools/misc/gpu_wheels.py --dest $(GPU_WHEELS)
+
+gpu-check:
+	$(GPU_PYTHON) tools/analysis/gpu_check.py --wheels $(GPU_WHEELS) $(GPU_CHECK_ARGS)

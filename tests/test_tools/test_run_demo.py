@@ -4,10 +4,11 @@ import json
 import os.path as osp
 
 import pytest
-from helpers.tool_loading import load_tool
 
 from mmseg_contrast.tooling import demo
 from mmseg_contrast.tooling.data import prepare_fashion_canvas
+
+from helpers.tool_loading import load_tool
 
 LOG = (
     '11/24 05:47:20 - mmengine - INFO - Iter(val) [32/32]    aAcc: 74.0100  '

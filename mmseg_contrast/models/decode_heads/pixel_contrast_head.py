@@ -202,7 +202,9 @@ class PixelContrastMixin(AuxEmbeddingMixin):
 
     def _connected_zero(self, embed: Optional[Tensor]) -> Tensor:
         if embed is not None:
-            return embed.sum() * 0.
+            # one element, in fp32: an fp16 sum of the map could overflow
+            # (inf * 0 = NaN)
+            return embed.reshape(-1)[:1].float().sum() * 0.
         return sum(p.sum() for p in self.proj_head.parameters()) * 0.
 
     def aux_feature(self, feat: Tensor, head_input) -> Tensor:

@@ -3,12 +3,16 @@
 
 The rule (rows, ``V``, hard / easy keep counts) is stated in
 :mod:`~mmseg_contrast.models.losses.pixel_contrast_loss`; one host sync
-(reading the number of rows ``T``).
+(reading the number of rows ``T``, which sizes the sample: ``V`` and the
+``(T, V, D)`` gather depend on it). Only integer counts are reduced over
+pixels (no float sum); the sampled features keep ``embed``'s dtype.
 """
 from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor
+
+from ..utils.device_utils import check_generator
 
 __all__ = ['AnchorSamples', 'sample_anchors']
 
@@ -73,6 +77,7 @@ def sample_anchors(embed: Tensor,
     HW = h * w
     N = B * HW
     dev = embed.device
+    check_generator('PixelContrastLoss', generator, dev)
     lab = labels.reshape(N).long()
     prd = pred.reshape(N).long()
     bound = (1 << _LABEL_BITS) if num_classes is None else min(

@@ -2,14 +2,20 @@
 in-batch (ContrastiveSeg ``_contrastive``) and against a class-wise memory
 bank (``loss_contrast_mem.py``), with the hard / semi-hard key mining of
 paper §3.3. Formulas and every difference from the reference:
-:mod:`~mmseg_contrast.models.losses.pixel_contrast_loss`. No host sync.
+:mod:`~mmseg_contrast.models.losses.pixel_contrast_loss`.
+
+No host sync (fixed shapes; class membership by comparison, not
+``F.one_hot``, which reads the label range on the host off CUDA). All sums
+(similarities, log-sum-exps, means over anchors) are fp32 with autocast off,
+whatever the dtype of the anchors and of the bank.
 """
 import math
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from ..utils.device_utils import check_generator, fp32_region
 
 __all__ = ['in_batch_contrast', 'memory_contrast', 'select_keys']
 
@@ -34,7 +40,7 @@ def in_batch_contrast(feats: Tensor, labels: Tensor, temperature: float,
     T, V, D = feats.shape
     f = feats.transpose(0, 1).reshape(T * V, D).float()  # view-major
     lab = labels.repeat(V)
-    with torch.autocast(device_type=f.device.type, enabled=False):
+    with fp32_region(f.device):
         s = (f @ f.t()) / temperature
         same = lab[:, None] == lab[None, :]
         neg_lse = torch.logsumexp(s.masked_fill(same, _NEG), dim=1)
@@ -86,6 +92,7 @@ def select_keys(logits: Tensor, valid: Tensor, k: int, mode: str,
     Returns:
         (vals (N, k'), keep (N, k') bool) with ``k' = min(k, K_all)``.
     """
+    check_generator('PixelContrastLoss', generator, logits.device)
     n_all = logits.shape[1]
     fill = _NEG if hardest_high else -_NEG
     masked = logits.masked_fill(~valid, fill)
@@ -126,6 +133,7 @@ def memory_contrast(anchors: Tensor,
     ``(queue, filled)`` pairs. No copy of the bank is made.
     Returns the mean of :math:`L_i` over anchors with a positive (fp32).
     """
+    check_generator('PixelContrastLoss', generator, anchors.device)
     queues = _as_queues(queue)
     if not queues:
         raise ValueError('PixelContrastLoss: empty queue list')
@@ -138,8 +146,9 @@ def memory_contrast(anchors: Tensor,
     a = anchors.float()
     lab_ok = (labels >= 0) & (labels < C)
     y = torch.where(lab_ok, labels, torch.zeros_like(labels))
-    own = F.one_hot(y, C).bool() & lab_ok[:, None]  # (N, C)
-    with torch.autocast(device_type=a.device.type, enabled=False):
+    # (N, C) own-class mask; F.one_hot would read min / max on the host
+    own = (y[:, None] == torch.arange(C, device=y.device)) & lab_ok[:, None]
+    with fp32_region(a.device):
         lse_blocks, pos_l, pos_m, negs = [], [], [], []
         for q, filled in queues:  # 2 queues (segment, pixel), not classes
             if q.shape[0] != C or q.shape[2] != D:

@@ -66,8 +66,15 @@ than ``K``).
   value as one more class (``LabelRangeCheckHook`` stops training on them
   before they reach the model).
 
-The only host synchronisation is reading ``T`` (needed for the shape of the
-sample).
+**Precision.** Every sum over pixels or views (similarities, log-sum-exps,
+means over anchors, the bank's logits) is accumulated in fp32 with autocast
+off, whatever the dtype of ``embed`` (fp16 / bf16 embeddings, an fp16 bank)
+and the caller's autocast; the loss is an fp32 scalar, the sampled views
+keep ``embed``'s dtype.
+
+**Host syncs.** ONE per forward + backward, in-batch and memory mode alike:
+reading ``T`` (:func:`sample_anchors`; it sizes the sample). The contrast
+terms, the key mining and the backward have none.
 """
 from typing import Optional, Tuple
 
@@ -123,6 +130,10 @@ class PixelContrastLoss(nn.Module):
             defaults to ``num_keys``.
         semi_hard_ratio (float): the hardest fraction sampled from by
             ``'semi_hard'``, in (0, 1] (1: all keys). Default 0.1.
+
+    fp32 accumulation, one host sync per forward + backward (module
+    docstring). A ``generator`` must be on ``embed``'s device
+    (``ValueError`` otherwise).
 
     ``forward(embed, seg_label, seg_pred, queue=None)``:
         embed (B, D, h, w) L2-normalised; seg_label (B, H, W) long at full

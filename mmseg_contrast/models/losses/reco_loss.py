@@ -6,85 +6,30 @@ Reference: ``lorenmt/reco`` ``module_list.compute_reco_loss`` and
 distributions; different random streams (the reference mixes the global
 torch CPU, CUDA and NumPy generators), so values agree with the reference in
 distribution, and exactly where sampling cannot change the result.
+
+Precision: the class prototypes (sums of the representation over a class's
+pixels), the similarities and the cross-entropy are computed in fp32 with
+autocast off, whatever the input dtype and the caller's autocast (an fp16
+sum over the ~40k pixels of a class passes 65504). The loss is an fp32
+scalar.
+
+Host syncs: ONE per forward + backward (the ``.tolist()`` in
+:meth:`ReCoLoss.sample` that reads the input checks and the number of
+classes with hard queries); the backward and :meth:`ReCoLoss.
+loss_from_samples` have none.
 """
 from typing import NamedTuple, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ..utils.device_utils import check_generator, fp32_region
 from .option_checks import check_reco_loss_options
+from .reco_ops import _GatherDot, _uniform_index
 
-
-class _GatherDot(torch.autograd.Function):
-    """``out[r, n] = <queries[r], keys[index[r, n]]>`` for ``(R, D)`` queries,
-    ``(P, D)`` constant keys (no gradient) and ``(R, N)`` indices.
-
-    The ``(R, N, D)`` gathered keys are never kept: the forward gathers
-    chunks of at most ``max_elems`` elements into one reused buffer
-    (``index_select`` + ``bmm``), and the backward
-    ``grad_q[r] = sum_n grad[r, n] keys[index[r, n]]`` is exactly
-    ``F.embedding_bag(index, keys, per_sample_weights=grad, mode='sum')``,
-    a fused gather-reduce. The reference instead keeps every
-    class's ``(Q, 1 + N, D)`` key tensor alive for backward. When the key
-    bank is small (``P <= matmul_max_ratio * N``) the forward instead takes
-    ``queries @ keys.T`` chunk-wise and gathers from it (same values).
-    """
-
-    matmul_max_ratio = 32
-
-    @staticmethod
-    def forward(ctx, queries: Tensor, keys: Tensor, index: Tensor,
-                max_elems: int) -> Tensor:
-        R, N = index.shape
-        P, D = keys.shape
-        ctx.save_for_backward(keys, index)
-        if P <= _GatherDot.matmul_max_ratio * N:
-            # few key pixels: a GEMM against all keys then a gather is
-            # cheaper than gathering N rows per query
-            rows = max(1, min(R, max_elems // P))
-            out = queries.new_empty(R, N)
-            buf = queries.new_empty(rows, P)
-            kt = keys.t()
-            for s in range(0, R, rows):
-                sim = torch.mm(queries[s:s + rows], kt,
-                               out=buf[:min(rows, R - s)])
-                torch.gather(sim, 1, index[s:s + rows], out=out[s:s + rows])
-            return out
-        out = queries.new_empty(R, 1, N)
-        rows = max(1, min(R, max_elems // (N * D)))
-        buf = keys.new_empty(rows * N, D)
-        for s in range(0, R, rows):
-            idx = index[s:s + rows].reshape(-1)
-            k = torch.index_select(keys, 0, idx, out=buf[:idx.numel()])
-            # (r, 1, D) @ (r, D, N): much faster than (r, N, D) @ (r, D, 1)
-            torch.bmm(queries[s:s + rows].unsqueeze(1),
-                      k.view(-1, N, D).transpose(1, 2), out=out[s:s + rows])
-        return out.squeeze(1)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        keys, index = ctx.saved_tensors
-        grad_q = F.embedding_bag(
-            index, keys, per_sample_weights=grad_out.contiguous(),
-            mode='sum')
-        return grad_q, None, None, None
-
-
-def _uniform_index(low: Tensor, count: Tensor, shape, generator) -> Tensor:
-    """Integers uniform in ``[low, low + count)`` per leading entry.
-
-    ``low`` and ``count`` broadcast against ``shape``; float64 uniforms keep
-    the bias below 2**-40 for any realistic ``count``. Entries with
-    ``count == 0`` return ``low`` (callers mask them out).
-    """
-    u = torch.rand(shape, generator=generator, dtype=torch.float64,
-                   device=low.device)
-    local = (u * count.to(torch.float64)).long()
-    local = torch.minimum(local, (count - 1).clamp(min=0))
-    return low + local
+__all__ = ['ReCoLoss', 'ReCoSamples']
 
 
 class ReCoSamples(NamedTuple):
@@ -158,13 +103,16 @@ class ReCoLoss(nn.Module):
     * no Python loop over queries or negative classes and no NumPy sampling
       (the reference's ``negative_index_sampler`` makes ``Q * (K - 1)`` NumPy
       calls per class, issue #11); all present classes are processed in one
-      batch, with one device-to-host sync per call (to compact the classes
-      that have hard queries);
+      batch, with one device-to-host sync per call (one ``.tolist()`` of
+      the input checks and of the number of classes with hard queries,
+      which are then compacted by a stable sort, not ``nonzero``);
     * sampling uses one injectable ``torch.Generator`` so it is reproducible;
     * labels are long class indices with ``ignore_index`` instead of a
       one-hot tensor plus a float mask;
-    * the similarity and cross-entropy are computed in float32 whatever the
-      input dtype (fp16/bf16 safe);
+    * the prototypes (sums over pixels), the similarity and the
+      cross-entropy are computed in float32 with autocast off, whatever the
+      input dtype or the caller's autocast (fp16 / bf16 safe: an fp16
+      prototype sum overflows on Cityscapes- and VOC-sized batches);
     * label values outside ``[0, C)`` (other than ``ignore_index``) raise a
       ``ValueError`` instead of silently indexing another class;
     * NaN / Inf in ``rep`` raise a ``FloatingPointError`` with the fix
@@ -271,19 +219,21 @@ class ReCoLoss(nn.Module):
 
         Pixels are indexed row-major over ``(B, h, w)``. Everything returned
         is detached; :meth:`loss_from_samples` turns it into the loss, so
-        the sampling can be inspected or replaced from outside.
+        the sampling can be inspected or replaced from outside. Statistics
+        in fp32 with autocast off; the loss's one host sync.
         """
         self._check_inputs(rep, seg_label, prob)
+        device = rep.device
+        check_generator('ReCoLoss', generator, device)
+        with fp32_region(device):
+            return self._sample(rep, seg_label, prob, generator)
+
+    def _sample(self, rep: Tensor, seg_label: Tensor, prob: Tensor,
+                generator: Optional[torch.Generator]) -> ReCoSamples:
         B, D, h, w = rep.shape
         C = prob.shape[1]
         Q, N = self.num_queries, self.num_negatives
         device = rep.device
-        if generator is not None and generator.device.type != device.type:
-            raise ValueError(
-                f'ReCoLoss: the generator is on {generator.device} but rep is '
-                f'on {device}; create it with torch.Generator(device='
-                f'{device.type!r})')
-
         lab = seg_label.reshape(-1).long()                          # (P,)
         valid = lab != self.ignore_index
         bad = (valid & ((lab < 0) | (lab >= C))).any()
@@ -315,13 +265,15 @@ class ReCoLoss(nn.Module):
         protos = sums / n_valid.clamp(min=1).unsqueeze(1).to(R32.dtype)
         # any NaN / Inf in rep reaches the prototypes (0 * NaN = NaN)
         nonfinite = ~torch.isfinite(protos).all()
-        # The single device->host sync: active classes + input checks.
-        flags = torch.cat([active, nonfinite.view(1), bad.view(1)]).cpu()
-        if bool(flags[-1]):
+        # The single device->host sync: input checks + number of active
+        # classes.
+        n_bad, n_nonfinite, A = torch.stack(
+            [bad.long(), nonfinite.long(), active.sum()]).tolist()
+        if n_bad:
             raise ValueError(
                 f'ReCoLoss: seg_label has values outside [0, {C}) that are '
                 f'not ignore_index={self.ignore_index} (C = prob.shape[1])')
-        if bool(flags[C]):
+        if n_nonfinite:
             raise FloatingPointError(
                 f'ReCoLoss: the representation (rep, shape '
                 f'{tuple(rep.shape)}) holds NaN or Inf: training diverged '
@@ -331,8 +283,9 @@ class ReCoLoss(nn.Module):
                 f'(optim_wrapper.clip_grad=dict(max_norm=...)), or use a '
                 f'dynamic loss scale with fp16 (AmpOptimWrapper); check the '
                 f'input images for NaN.')
-        act = flags[:C].nonzero().flatten().to(device)             # (A,)
-        A = act.numel()
+        # active class ids ascending, without nonzero(): a stable sort puts
+        # them first (no shape read from the device)
+        act = torch.argsort((~active).to(torch.int32), stable=True)[:A]
         protos_n = protos / protos.norm(dim=1, keepdim=True).clamp(
             min=self.eps)
 
@@ -344,9 +297,11 @@ class ReCoLoss(nn.Module):
         neg_prob = torch.softmax(sim.masked_fill(~allowed, float('-inf')),
                                  dim=1)
         if A > 0:
+            # >= 2 draws: torch's single-draw path checks the distribution
+            # on the host
             neg_cls = torch.multinomial(
-                neg_prob, Q * N, replacement=True,
-                generator=generator).view(A, Q, N)                  # (A, Q, N)
+                neg_prob, max(Q * N, 2), replacement=True,
+                generator=generator)[:, :Q * N].reshape(A, Q, N)
         else:
             neg_cls = torch.zeros(0, Q, N, dtype=torch.long, device=device)
 
@@ -374,7 +329,11 @@ class ReCoLoss(nn.Module):
 
     def loss_from_samples(self, rep: Tensor, samples: ReCoSamples) -> Tensor:
         """The (weighted) loss for given samples; gradient flows to ``rep``
-        through the queries only."""
+        through the queries only. fp32 with autocast off; no host sync."""
+        with fp32_region(rep.device):
+            return self._loss_from_samples(rep, samples)
+
+    def _loss_from_samples(self, rep: Tensor, samples: ReCoSamples) -> Tensor:
         D = rep.shape[1]
         Q, N = self.num_queries, self.num_negatives
         # graph-connected zero on rep's device (keeps DDP happy); one element

@@ -250,16 +250,16 @@ class SemiSegmentor(BaseSegmentor):
                 logits, size=(H, W), mode='bilinear',
                 align_corners=self.main_head.align_corners)
         conf, labels = torch.softmax(logits.float(), dim=1).max(1)
-        sizes = torch.tensor(
-            [tuple(ds.metainfo.get('img_shape', (H, W)))[:2]
-             for ds in data_samples],
-            device=inputs.device)
-        rows = torch.arange(H, device=inputs.device)
-        cols = torch.arange(W, device=inputs.device)
-        inside = (rows[None, :, None] < sizes[:, 0, None, None]) & \
-                 (cols[None, None, :] < sizes[:, 1, None, None])
-        labels = labels.masked_fill(~inside, self.ignore_index)
-        conf = conf.masked_fill(~inside, 0.)
+        # padding from the host-side img_shape by slicing: no host-to-device
+        # copy of the sizes (torch.tensor(list, device=...) would be one)
+        for b, ds in enumerate(data_samples):
+            h, w = tuple(ds.metainfo.get('img_shape', (H, W)))[:2]
+            if h < H:
+                labels[b, h:] = self.ignore_index
+                conf[b, h:] = 0.
+            if w < W:
+                labels[b, :, w:] = self.ignore_index
+                conf[b, :, w:] = 0.
         return labels, conf
 
     def _reco_head(self):

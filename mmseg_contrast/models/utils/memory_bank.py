@@ -47,7 +47,11 @@ the key map, pixel picks by a random-key sort and rank within (image, class)
 groups, and ring-buffer writes by one ``index_copy_`` per queue (rows that
 write nothing rewrite a slot with its own current value). On one process it
 is free of host synchronisation; across ranks it reads the gathered row
-counts once (to size the padded all-gather).
+counts once (one ``.tolist()``, to size the padded all-gather). The
+normalisation and the segment sums over pixels are accumulated in fp32 with
+autocast off whatever the dtype of the keys and of the queues (an fp16 sum
+of a class's unit keys stalls once it reaches ~2048); the rows are written
+in the queues' dtype.
 """
 from typing import List, Optional
 
@@ -58,6 +62,8 @@ from mmengine.dist import all_gather, get_rank, get_world_size
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from .bank_ops import resize_labels_nearest, write_ring_rows
+from .device_utils import fp32_region
 from .option_checks import check_bank_options
 
 __all__ = ['PixelMemoryBank', 'ddp_ignore_memory_banks']
@@ -65,16 +71,6 @@ __all__ = ['PixelMemoryBank', 'ddp_ignore_memory_banks']
 _NORM_EPS = 1e-12  # F.normalize's: keys with a smaller norm are dropped
 _BANK_BUFFERS = ('pixel_queue', 'segment_queue', 'pixel_ptr', 'segment_ptr',
                  'pixel_count', 'segment_count', 'num_updates')
-
-
-def resize_labels_nearest(labels: Tensor, size) -> Tensor:
-    """Legacy PyTorch ``'nearest'`` label resize (``src = floor(dst*in/out)``),
-    exactly as the reference (``F.interpolate(..., mode='nearest')``)."""
-    if tuple(labels.shape[-2:]) == tuple(size):
-        return labels
-    out = F.interpolate(
-        labels[:, None].float(), size=tuple(size), mode='nearest')
-    return out[:, 0].to(labels.dtype)
 
 
 @MODELS.register_module()
@@ -221,9 +217,8 @@ class PixelMemoryBank(nn.Module):
             raise ValueError('PixelMemoryBank.enqueue: labels must be an '
                              f'integer tensor, got {labels.dtype}')
         world = get_world_size() if self.gather else 1
-        B, D = keys.shape[:2]
-        HW = keys.shape[2] * keys.shape[3]
-        C, M = self.num_classes, self.memory_size
+        B, HW = keys.shape[0], keys.shape[2] * keys.shape[3]
+        M = self.memory_size
         K = min(self.pixel_per_image, HW)
         if world * B * K >= M:
             raise ValueError(
@@ -233,11 +228,22 @@ class PixelMemoryBank(nn.Module):
         dev = self.pixel_queue.device
         labels = resize_labels_nearest(labels.detach().long(),
                                        keys.shape[-2:]).to(dev)
+        with fp32_region(dev):
+            self._enqueue(keys.detach().to(device=dev, dtype=torch.float32),
+                          labels, world, K)
+        self.num_updates += 1
+        self._host_updates += 1
+
+    def _enqueue(self, keys: Tensor, labels: Tensor, world: int, K: int):
+        """:meth:`enqueue` on fp32 ``keys`` and labels on the bank's
+        device."""
+        B, D = keys.shape[:2]
+        HW = keys.shape[2] * keys.shape[3]
+        C, dev = self.num_classes, keys.device
         # segment = normalise(mean of the normalised pixel keys), as the
         # reference (heads pass unit keys already). F.normalize's arithmetic,
         # keeping the norm: a key whose norm is not finite or ~0 has no
         # direction and would enter the bank as a zero vector
-        keys = keys.detach().to(device=dev, dtype=self.pixel_queue.dtype)
         norm = keys.norm(p=2, dim=1, keepdim=True)
         keys = keys / norm.clamp_min(_NORM_EPS).expand_as(keys)
         feats = keys.flatten(2)  # (B, D, HW)
@@ -263,8 +269,6 @@ class PixelMemoryBank(nn.Module):
                          self.segment_count, seg, seg_cls)
         self._write_rows(self.pixel_queue, self.pixel_ptr, self.pixel_count,
                          pix, pix_cls)
-        self.num_updates += 1
-        self._host_updates += 1
 
     def _segment_means(self, feats: Tensor, lab: Tensor, valid: Tensor):
         """(B, C, D) unit segment means and (B, C) presence, by one
@@ -343,39 +347,8 @@ class PixelMemoryBank(nn.Module):
         return (rows[:, :n_seg].reshape(-1, D), cls[:, :n_seg].reshape(-1),
                 rows[:, n_seg:].reshape(-1, D), cls[:, n_seg:].reshape(-1))
 
-    @staticmethod
-    def _write_rows(queue: Tensor, ptr: Tensor, count: Tensor, values: Tensor,
-                    cls: Tensor) -> None:
-        """Write rows ``values`` (N, D) of classes ``cls`` (N,) into the ring
-        ``queue`` (C, M, D); class ``C`` means "write nothing".
-
-        The rows of each class go to consecutive slots from ``ptr[c]`` in row
-        order, modulo M. Rows that write nothing target class 0's first slot
-        after this step's writes and carry that slot's current value, so one
-        ``index_copy_`` does it all (duplicates only ever write identical
-        values; at most ``M - 1`` rows per class, checked in ``enqueue``).
-        """
-        C, M, D = queue.shape
-        N = cls.shape[0]
-        n_c = torch.zeros(C + 1, dtype=torch.long,
-                          device=cls.device).scatter_add_(
-                              0, cls, torch.ones_like(cls))
-        # rank of each row within its class: stable sort by class
-        order = torch.argsort(cls, stable=True)
-        start = torch.cumsum(n_c, 0) - n_c
-        rank = torch.empty_like(cls)
-        rank[order] = torch.arange(N, device=cls.device) - start[cls[order]]
-        n_c = n_c[:C]
-        write = cls < C
-        c_w = torch.where(write, cls, 0)
-        slot = torch.where(write, ptr[c_w] + rank, ptr[0] + n_c[0]) % M
-        flat = c_w * M + slot
-        qflat = queue.view(C * M, D)
-        vals = torch.where(write[:, None], values.to(queue.dtype),
-                           qflat[flat])
-        qflat.index_copy_(0, flat, vals)
-        ptr.copy_((ptr + n_c) % M)
-        count.copy_(torch.clamp(count + n_c, max=M))
+    # (N, D) rows of classes (N,) into a ring queue; see bank_ops
+    _write_rows = staticmethod(write_ring_rows)
 
 
 def ddp_ignore_memory_banks(model: nn.Module) -> List[str]:

@@ -2,7 +2,8 @@
 
 ClassMix, CutMix and CutOut following ReCo's ``generate_unsup_data``
 (``lorenmt/reco`` ``module_list.py`` L223-275), vectorised over the batch
-(no Python loop over images, classes or pixels, no host sync):
+(no Python loop over images, classes or pixels, no host sync; a
+``generator`` must live on the images' device, else one ``ValueError``):
 
 * the mixing partner of image ``i`` is image ``(i + 1) mod B`` (ReCo's cyclic
   shift; ``torch.roll(x, -1, 0)``);
@@ -30,13 +31,16 @@ import torch
 from torch import Tensor
 
 from ...options import check_bool
+from .device_utils import check_generator
 
 MIX_MODES = ('classmix', 'cutmix', 'cutout', 'none')
 
 
-def _rand(shape, device, generator=None) -> Tensor:
-    if generator is not None and generator.device != torch.device(device):
-        return torch.rand(shape, generator=generator).to(device)
+def _rand(shape, device, generator=None, owner='mix_batch') -> Tensor:
+    """Uniforms drawn on ``device`` (never on the CPU and copied: that
+    would be a host round trip and another random stream); a generator on
+    another device raises one ``ValueError`` naming ``owner``."""
+    check_generator(owner, generator, device)
     return torch.rand(shape, generator=generator, device=device)
 
 

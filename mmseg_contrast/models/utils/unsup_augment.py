@@ -115,6 +115,8 @@ def random_rescale_crop(img: Tensor,
         conf (Tensor, optional): (B, H, W) confidences.
         scale (tuple): ``(lo, hi)`` of the uniform scale factor.
         crop_size (tuple, optional): output ``(h, w)``; default ``(H, W)``.
+        generator (torch.Generator, optional): on ``img``'s device (else a
+            ``ValueError``).
 
     Returns:
         tuple: ``(img, label, conf)`` of size ``crop_size``; padded pixels
@@ -125,7 +127,7 @@ def random_rescale_crop(img: Tensor,
     out_h, out_w = (H, W) if crop_size is None else map(int, crop_size)
     if lo == hi == 1. and (out_h, out_w) == (H, W):
         return img, label, conf
-    u = _rand((3, B), img.device, generator)
+    u = _rand((3, B), img.device, generator, _OWNER)
     s = lo + (hi - lo) * u[0]
     ys, iy, in_y = _axis_map(s, u[1], H, out_h)
     xs, ix, in_x = _axis_map(s, u[2], W, out_w)
@@ -251,7 +253,7 @@ class UnsupBatchAugment:
         if self.blur_prob == 0. and self.flip_prob == 0.:
             return img, label, conf
         B = img.shape[0]
-        u = _rand((3, B), img.device, generator)
+        u = _rand((3, B), img.device, generator, _OWNER)
         if self.blur_prob > 0.:
             lo, hi = self.blur_sigma
             blurred = gaussian_blur_batch(img, lo + (hi - lo) * u[1],

@@ -14,6 +14,7 @@ from mmengine.logging import MessageHub
 from mmseg_contrast.engine.hooks import MeanTeacherHook
 from mmseg_contrast.engine.hooks.mean_teacher_hook import ema_weight_on_first
 
+from helpers.devices import DEVICES
 from helpers.semi_helpers import make_batch, quiet_init, semi_cfg
 
 
@@ -35,10 +36,11 @@ def _state(module):
     return {k: v.clone() for k, v in module.state_dict().items()}
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('skip_buffer', [False, True])
-def test_ema_math_exact(skip_buffer):
+def test_ema_math_exact(skip_buffer, device):
     torch.manual_seed(0)
-    toy = _Toy()
+    toy = _Toy().to(device)
     hook = MeanTeacherHook(skip_buffer=skip_buffer)
     assert [hook.decay(t) for t in (0, 1, 2, 98, 99, 5000)] == [
         0., 0.5, 1 - 1 / 3, 1 - 1 / 99, 0.99, 0.99]
@@ -46,7 +48,8 @@ def test_ema_math_exact(skip_buffer):
         with torch.no_grad():
             for p in toy.student.parameters():
                 p.add_(torch.randn_like(p))
-        toy.student.train()(torch.randn(8, 3))  # moves the running stats
+        # moves the running stats
+        toy.student.train()(torch.randn(8, 3).to(device))
         t_before, s_now = _state(toy.teacher), _state(toy.student)
         hook.after_train_iter(_runner(toy, t), t)
         d = min(1 - 1 / (t + 1), 0.99)
@@ -66,6 +69,57 @@ def test_ema_math_exact(skip_buffer):
                     if not k.endswith('num_batches_tracked') or \
                             not skip_buffer:
                         assert torch.equal(v, s_now[k])
+
+
+def _loop_update(model, decay, skip_buffer):
+    """The per-tensor EMA loop the multi-tensor update replaced."""
+    student = dict(model.student.named_parameters())
+    with torch.no_grad():
+        for name, t in model.teacher.named_parameters():
+            if decay == 0.:
+                t.copy_(student[name])
+            else:
+                t.lerp_(student[name].to(t.dtype), 1. - decay)
+        if skip_buffer:
+            return
+        s_buffers = dict(model.student.named_buffers())
+        for name, t in model.teacher.named_buffers():
+            if t.is_floating_point() and decay != 0.:
+                t.lerp_(s_buffers[name].to(t.dtype), 1. - decay)
+            else:
+                t.copy_(s_buffers[name])
+
+
+def _noise(shape, seed, device):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g).to(device)
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('skip_buffer', [False, True])
+def test_foreach_update_equals_the_per_tensor_loop(skip_buffer, device):
+    """``torch._foreach_lerp_`` / ``_foreach_copy_`` give bit for bit what
+    one ``lerp_`` / ``copy_`` per tensor gives, fp32, and with a bf16
+    teacher (the student is cast as before)."""
+    torch.manual_seed(0)
+    toy = _Toy().to(device)
+    hook = MeanTeacherHook(skip_buffer=skip_buffer)
+    for t_dtype in (torch.float32, torch.bfloat16):
+        fused = copy.deepcopy(toy)
+        fused.teacher.to(t_dtype)
+        loop = copy.deepcopy(fused)
+        for t, decay in enumerate((0., 0.5, 0.9, 0.99, 0.3)):
+            for m in (fused, loop):  # the same new student in both
+                with torch.no_grad():
+                    for p in m.student.parameters():
+                        p.add_(_noise(p.shape, t, device))
+                m.student.train()(_noise((8, 3), t, device))
+            hook.momentum_update(fused, decay)
+            _loop_update(loop, decay, skip_buffer)
+            got, want = fused.state_dict(), loop.state_dict()
+            for k in want:
+                assert got[k].dtype == want[k].dtype, k
+                assert torch.equal(got[k], want[k]), (t_dtype, decay, k)
 
 
 def test_interval_constant_schedule_and_errors():

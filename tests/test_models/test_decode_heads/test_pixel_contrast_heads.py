@@ -269,6 +269,18 @@ def test_warmup_scale_zero_skips_loss_but_keeps_graph_connected():
     assert called
 
 
+def test_connected_zero_is_finite_for_a_large_fp16_embedding():
+    """The warm-up zero must not sum the map in fp16: 131072 ones overflow
+    65504 (inf * 0 = NaN)."""
+    head = MODELS.build(_head('aspp'))
+    embed = torch.ones(2, 16, 64, 64, dtype=torch.float16,
+                       requires_grad=True)
+    value = head._connected_zero(embed)
+    assert torch.isfinite(value) and value.item() == 0.
+    value.backward()
+    assert torch.equal(embed.grad, torch.zeros_like(embed))
+
+
 def test_memory_mode_stashes_detached_keys_at_embedding_resolution():
     torch.manual_seed(0)
     model = MODELS.build(_model_cfg('fcn', memory=True))

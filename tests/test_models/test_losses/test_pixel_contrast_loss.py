@@ -1,5 +1,6 @@
-"""PixelContrastLoss: closed forms, sampling invariants, edge cases, memory
-mode and hard key mining."""
+"""PixelContrastLoss: closed forms, sampling invariants and edge cases of
+the in-batch loss (memory mode and key mining: test_pixel_contrast_memory.py,
+which imports the helpers of this module)."""
 import math
 
 import pytest
@@ -10,11 +11,10 @@ from mmseg.registry import MODELS
 from mmseg_contrast.models.losses import PixelContrastLoss
 from mmseg_contrast.models.losses.pixel_contrast_loss import (
     in_batch_contrast,
-    memory_contrast,
     sample_anchors,
-    select_keys,
 )
-from mmseg_contrast.models.utils import PixelMemoryBank
+
+from helpers.devices import DEVICES
 
 TAU, TAU_B = 0.1, 0.07
 
@@ -27,18 +27,20 @@ def _build(**kw):
     return MODELS.build(cfg)
 
 
-def _gen(seed=0):
-    return torch.Generator().manual_seed(seed)
+def _gen(seed=0, device='cpu'):
+    return torch.Generator(device=device).manual_seed(seed)
 
 
-def _unit(*shape, seed=0, dim=1):
-    return F.normalize(torch.randn(*shape, generator=_gen(seed)), dim=dim)
+def _unit(*shape, seed=0, dim=1, device='cpu'):
+    """The same unit vectors on every device (drawn on the CPU)."""
+    return F.normalize(torch.randn(*shape, generator=_gen(seed)),
+                       dim=dim).to(device)
 
 
 def _closed_form(feats, labels, tau=TAU, tau_b=TAU_B):
     """Independent double-loop closed form (float64) of the paper's loss on
     views feats (N, D) with labels (N,): mean over views with a positive."""
-    f = feats.double()
+    f = feats.detach().double().cpu()
     n = f.shape[0]
     total, rows = 0.0, 0
     for i in range(n):
@@ -56,31 +58,9 @@ def _closed_form(feats, labels, tau=TAU, tau_b=TAU_B):
     return total / rows if rows else 0.0
 
 
-def _mem_closed_form(anchors, labels, entries, entry_labels, tau=TAU,
-                     tau_b=TAU_B, pos_sets=None, neg_sets=None):
-    """Anchors vs a list of bank entries; optional explicit key sets."""
-    a, e = anchors.double(), entries.double()
-    total, rows = 0.0, 0
-    for i in range(a.shape[0]):
-        pos = (pos_sets[i] if pos_sets is not None else
-               [j for j in range(e.shape[0]) if entry_labels[j] == labels[i]])
-        neg = (neg_sets[i] if neg_sets is not None else
-               [j for j in range(e.shape[0]) if entry_labels[j] != labels[i]])
-        if not pos:
-            continue
-        negsum = sum(math.exp(float(a[i] @ e[k]) / tau) for k in neg)
-        acc = sum(
-            math.log(math.exp(float(a[i] @ e[p]) / tau) /
-                     (math.exp(float(a[i] @ e[p]) / tau) + negsum))
-            for p in pos)
-        total += -(tau / tau_b) * acc / len(pos)
-        rows += 1
-    return total / rows if rows else 0.0
-
-
-def _blocks_labels(B=2, h=8, w=8, seed=0):
+def _blocks_labels(B=2, h=8, w=8, seed=0, device='cpu'):
     """Per image 2-3 rectangular classes + a few ignore pixels."""
-    lab = torch.zeros(B, h, w, dtype=torch.long)
+    lab = torch.zeros(B, h, w, dtype=torch.long, device=device)
     lab[0, :, w // 2:] = 1
     lab[0, :2, :2] = 255
     if B > 1:
@@ -118,17 +98,19 @@ def test_bad_inputs_give_clear_errors():
 
 
 # --------------------------------------------------------------- closed form
-def test_in_batch_loss_matches_closed_form_on_drawn_samples():
+@pytest.mark.parametrize('device', DEVICES)
+def test_in_batch_loss_matches_closed_form_on_drawn_samples(device):
     """The full forward equals the independent closed form on the views it
     sampled (same generator seed)."""
     B, D, h, w = 2, 8, 8, 8
-    e = _unit(B, D, h, w, seed=1)
-    lab = _blocks_labels(B, h, w)
-    pred = torch.randint(0, 3, (B, h, w), generator=_gen(2))
+    e = _unit(B, D, h, w, seed=1, device=device)
+    lab = _blocks_labels(B, h, w, device=device)
+    pred = torch.randint(0, 3, (B, h, w), generator=_gen(2)).to(device)
     loss = _build(max_samples=30, max_views=6)
-    s = sample_anchors(e, lab, pred, 30, 6, 255, generator=_gen(7))
+    s = sample_anchors(e, lab, pred, 30, 6, 255,
+                       generator=_gen(7, device))
     assert s.num_rows == 5 and s.n_view == 6  # min(30 // 5, 6)
-    value = loss(e, lab, pred, generator=_gen(7))
+    value = loss(e, lab, pred, generator=_gen(7, device))
     T, V, _ = s.feats.shape
     views = s.feats.reshape(T * V, D)
     labels = s.labels.repeat_interleave(V).tolist()
@@ -136,7 +118,8 @@ def test_in_batch_loss_matches_closed_form_on_drawn_samples():
                                          rel=1e-5)
 
 
-def test_in_batch_loss_closed_form_independent_of_sampling():
+@pytest.mark.parametrize('device', DEVICES)
+def test_in_batch_loss_closed_form_independent_of_sampling(device):
     """Embeddings constant per (image, class) make the loss independent of
     which pixels are drawn, so the whole pipeline (label downsampling, row
     selection, n_view) is checked against a closed form built from scratch."""
@@ -151,7 +134,7 @@ def test_in_batch_loss_closed_form_independent_of_sampling():
     e = e.permute(0, 3, 1, 2).contiguous()
     pred = torch.zeros(B, h, w, dtype=torch.long)
     loss = _build(max_samples=20, max_views=15)
-    value = loss(e, full, pred)
+    value = loss(e.to(device), full.to(device), pred.to(device))
     # rows: counts (0:21, 1:12, 2:12 | 1:30, 3:18) > 15 -> (0,0),(1,1),(1,3)
     rows = [(0, 0), (1, 1), (1, 3)]
     assert loss.last_num_rows == 3
@@ -173,9 +156,10 @@ def _reference_keep(h_cnt, e_cnt, V):
     return h_cnt, V - h_cnt
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('max_samples,max_views', [(64, 10), (40, 7),
                                                     (1024, 3)])
-def test_sampling_invariants(max_samples, max_views):
+def test_sampling_invariants(max_samples, max_views, device):
     B, D, h, w, C = 3, 4, 10, 12, 5
     g = _gen(11)
     lab = torch.randint(0, C, (B, h, w), generator=g)
@@ -187,8 +171,11 @@ def test_sampling_invariants(max_samples, max_views):
     pred = torch.where(torch.rand(B, h, w, generator=g) < p_right, lab, wrong)
     pred = torch.where(lab == 255, wrong, pred)
     e = _unit(B, D, h, w, seed=12)
-    s = sample_anchors(e, lab, pred, max_samples, max_views, 255,
-                       generator=_gen(13))
+    s = sample_anchors(e.to(device), lab.to(device), pred.to(device),
+                       max_samples, max_views, 255,
+                       generator=_gen(13, device))
+    s = s._replace(**{k: getattr(s, k).cpu() for k in (
+        'feats', 'labels', 'batch_idx', 'pixel_idx', 'num_hard')})
     # rows: every (image, class) with > max_views valid pixels, (b, c) order
     expected_rows = [(b, c) for b in range(B) for c in range(C)
                      if int((lab[b] == c).sum()) > max_views]
@@ -213,25 +200,27 @@ def test_sampling_invariants(max_samples, max_views):
                                    e[b].flatten(1)[:, idx].t())
 
 
-def test_row_threshold_is_strictly_greater_than_max_views():
-    lab = torch.zeros(1, 4, 5, dtype=torch.long)  # class 0: 12, class 1: 8
-    lab[0, :, 3:] = 1
-    e = _unit(1, 4, 4, 5)
+@pytest.mark.parametrize('device', DEVICES)
+def test_row_threshold_is_strictly_greater_than_max_views(device):
+    lab = torch.zeros(1, 4, 5, dtype=torch.long, device=device)
+    lab[0, :, 3:] = 1  # class 0: 12 pixels, class 1: 8
+    e = _unit(1, 4, 4, 5, device=device)
     s = sample_anchors(e, lab, lab, 64, 8, 255)
     assert s.labels.tolist() == [0]  # exactly max_views pixels: no row
     s = sample_anchors(e, lab, lab, 64, 7, 255)
     assert s.labels.tolist() == [0, 1]
 
 
-def test_sampling_is_random_but_seeded():
+@pytest.mark.parametrize('device', DEVICES)
+def test_sampling_is_random_but_seeded(device):
     B, D, h, w = 1, 4, 16, 16
-    lab = torch.zeros(B, h, w, dtype=torch.long)
+    lab = torch.zeros(B, h, w, dtype=torch.long, device=device)
     lab[:, 8:] = 1
     pred = lab.clone()
-    e = _unit(B, D, h, w)
-    a = sample_anchors(e, lab, pred, 20, 10, 255, generator=_gen(1))
-    b = sample_anchors(e, lab, pred, 20, 10, 255, generator=_gen(1))
-    c = sample_anchors(e, lab, pred, 20, 10, 255, generator=_gen(2))
+    e = _unit(B, D, h, w, device=device)
+    a = sample_anchors(e, lab, pred, 20, 10, 255, generator=_gen(1, device))
+    b = sample_anchors(e, lab, pred, 20, 10, 255, generator=_gen(1, device))
+    c = sample_anchors(e, lab, pred, 20, 10, 255, generator=_gen(2, device))
     assert torch.equal(a.pixel_idx, b.pixel_idx)
     assert not torch.equal(a.pixel_idx, c.pixel_idx)
 
@@ -262,9 +251,10 @@ def _assert_connected_zero(value, e):
     assert e.grad is not None and torch.count_nonzero(e.grad) == 0
 
 
-def test_no_anchors_gives_connected_zero():
-    e = _unit(2, 4, 4, 4).requires_grad_()
-    lab = torch.zeros(2, 4, 4, dtype=torch.long)  # 16 px per class <= 100
+@pytest.mark.parametrize('device', DEVICES)
+def test_no_anchors_gives_connected_zero(device):
+    e = _unit(2, 4, 4, 4, device=device).requires_grad_()
+    lab = torch.zeros(2, 4, 4, dtype=torch.long, device=device)  # 16 px
     _assert_connected_zero(_build()(e, lab, lab.clone()), e)
 
 
@@ -300,31 +290,34 @@ def test_single_class_and_single_view_rows():
     _assert_connected_zero(value2, e2)
 
 
-def test_gradient_flows_only_to_sampled_pixels():
+@pytest.mark.parametrize('device', DEVICES)
+def test_gradient_flows_only_to_sampled_pixels(device):
     B, D, h, w = 2, 8, 8, 8
-    e = _unit(B, D, h, w, seed=4).requires_grad_()
-    lab = _blocks_labels(B, h, w)
-    pred = torch.randint(0, 3, (B, h, w), generator=_gen(5))
+    e = _unit(B, D, h, w, seed=4, device=device).requires_grad_()
+    lab = _blocks_labels(B, h, w, device=device)
+    pred = torch.randint(0, 3, (B, h, w), generator=_gen(5)).to(device)
     loss = _build(max_samples=16, max_views=4)
-    loss(e, lab, pred, generator=_gen(3)).backward()
-    s = sample_anchors(e.detach(), lab, pred, 16, 4, 255, generator=_gen(3))
-    touched = torch.zeros(B, h * w, dtype=torch.bool)
+    loss(e, lab, pred, generator=_gen(3, device)).backward()
+    s = sample_anchors(e.detach(), lab, pred, 16, 4, 255,
+                       generator=_gen(3, device))
+    touched = torch.zeros(B, h * w, dtype=torch.bool, device=device)
     touched[s.batch_idx[:, None].expand_as(s.pixel_idx), s.pixel_idx] = True
     grad_nz = e.grad.flatten(2).abs().sum(1) > 0
     assert torch.equal(grad_nz, touched)
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
-def test_autocast_low_precision_is_finite_and_close(dtype):
+def test_autocast_low_precision_is_finite_and_close(dtype, device):
     B, D, h, w = 2, 16, 8, 8
-    e32 = _unit(B, D, h, w, seed=6)
-    lab = _blocks_labels(B, h, w)
-    pred = torch.randint(0, 3, (B, h, w), generator=_gen(8))
+    e32 = _unit(B, D, h, w, seed=6, device=device)
+    lab = _blocks_labels(B, h, w, device=device)
+    pred = torch.randint(0, 3, (B, h, w), generator=_gen(8)).to(device)
     loss = _build(max_samples=24, max_views=6)
-    ref = loss(e32, lab, pred, generator=_gen(9))
+    ref = loss(e32, lab, pred, generator=_gen(9, device))
     e = e32.to(dtype).requires_grad_()
-    with torch.autocast('cpu', dtype=dtype):
-        value = loss(e, lab, pred, generator=_gen(9))
+    with torch.autocast(device, dtype=dtype):
+        value = loss(e, lab, pred, generator=_gen(9, device))
     assert value.dtype == torch.float32
     assert value.item() == pytest.approx(ref.item(), rel=2e-2)
     value.backward()
@@ -341,162 +334,12 @@ def test_loss_weight_scales():
     assert b.item() == pytest.approx(0.1 * a.item(), rel=1e-6)
 
 
-def test_in_batch_contrast_no_positive_rows_left_out():
+@pytest.mark.parametrize('device', DEVICES)
+def test_in_batch_contrast_no_positive_rows_left_out(device):
     # 3 rows, V=1: class 0 twice (positives of each other), class 1 once
-    f = _unit(3, 1, 6, seed=5, dim=-1)
-    lab = torch.tensor([0, 0, 1])
+    f = _unit(3, 1, 6, seed=5, dim=-1, device=device)
+    lab = torch.tensor([0, 0, 1], device=device)
     got = in_batch_contrast(f, lab, TAU, TAU_B)
     exp = _closed_form(f[:, 0], lab.tolist())
+    assert got.device == f.device
     assert got.item() == pytest.approx(exp, rel=1e-5)
-
-
-# --------------------------------------------------------------- memory mode
-def _filled_bank(C=3, D=8, M=6):
-    bank = PixelMemoryBank(num_classes=C, feat_dim=D, memory_size=M,
-                           pixel_per_image=2, seed=1)
-    keys = _unit(2, D, 4, 4, seed=21)
-    labels = torch.zeros(2, 4, 4, dtype=torch.long)
-    labels[0, :, 2:] = 1
-    labels[1, :, :] = 2
-    labels[1, 0] = 1
-    bank.enqueue(keys, labels)
-    bank.enqueue(_unit(2, D, 4, 4, seed=22), labels.flip(0))
-    return bank
-
-
-def _bank_entries(bank):
-    ents, labs = [], []
-    for q, m in bank.queues():
-        for c in range(q.shape[0]):
-            for j in range(q.shape[1]):
-                if m[c, j]:
-                    ents.append(q[c, j])
-                    labs.append(c)
-    return torch.stack(ents), labs
-
-
-def test_memory_mode_all_matches_closed_form_and_ignores_unfilled():
-    bank = _filled_bank()
-    assert not bank.pixel_filled.all()  # some slots unfilled
-    ents, elabs = _bank_entries(bank)
-    a = _unit(7, 8, seed=30, dim=-1)
-    y = torch.tensor([0, 1, 2, 0, 1, 2, 2])
-    got = memory_contrast(a, y, bank, TAU, TAU_B)
-    assert got.item() == pytest.approx(
-        _mem_closed_form(a, y.tolist(), ents, elabs), rel=1e-5)
-    # a plain (C, M, D) tensor: every slot is a key, class 0 included
-    q = _unit(3, 4, 8, seed=31, dim=-1)
-    got = memory_contrast(a, y, q, TAU, TAU_B)
-    qe = q.reshape(-1, 8)
-    ql = [c for c in range(3) for _ in range(4)]
-    assert got.item() == pytest.approx(_mem_closed_form(a, y.tolist(), qe,
-                                                        ql), rel=1e-5)
-
-
-def test_memory_mode_forward_uses_bank_and_alias():
-    bank = _filled_bank()
-    e = _unit(2, 8, 8, 8, seed=32).requires_grad_()
-    lab = _blocks_labels(2, 8, 8)
-    loss = _build(max_views=1, max_samples=1024)
-    v1 = loss(e, lab, lab, queue=bank, generator=_gen(4))
-    v2 = loss(e, lab, lab, memory_bank=bank, generator=_gen(4))
-    assert v1.item() == v2.item() != 0
-    s = sample_anchors(e.detach(), lab, lab, 1024, 1, 255, generator=_gen(4))
-    ents, elabs = _bank_entries(bank)
-    exp = _mem_closed_form(s.feats[:, 0], s.labels.tolist(), ents, elabs)
-    assert v1.item() == pytest.approx(exp, rel=1e-5)
-    v1.backward()
-    assert e.grad.abs().sum() > 0
-    assert not bank.pixel_queue.requires_grad
-    with pytest.raises(ValueError, match='not both'):
-        loss(e, lab, lab, queue=bank, memory_bank=bank)
-
-
-def test_memory_mode_empty_bank_gives_connected_zero():
-    bank = PixelMemoryBank(num_classes=3, feat_dim=4, memory_size=8,
-                           pixel_per_image=2)
-    e = _unit(2, 4, 8, 8).requires_grad_()
-    lab = _blocks_labels(2, 8, 8)
-    for mode in ('all', 'hardest', 'semi_hard'):
-        e.grad = None
-        value = _build(max_views=2, key_sampling=mode, num_keys=3)(
-            e, lab, lab, queue=bank)
-        _assert_connected_zero(value, e)
-
-
-def _explicit_hardest_sets(a, y, ents, elabs, k_neg, k_pos):
-    sims = (a.double() @ ents.double().t())
-    pos_sets, neg_sets = [], []
-    for i in range(a.shape[0]):
-        pos = [j for j in range(len(elabs)) if elabs[j] == int(y[i])]
-        neg = [j for j in range(len(elabs)) if elabs[j] != int(y[i])]
-        pos = sorted(pos, key=lambda j: float(sims[i, j]))[:k_pos]
-        neg = sorted(neg, key=lambda j: -float(sims[i, j]))[:k_neg]
-        pos_sets.append(pos)
-        neg_sets.append(neg)
-    return pos_sets, neg_sets
-
-
-def test_memory_mode_hardest_matches_closed_form():
-    bank = _filled_bank()
-    ents, elabs = _bank_entries(bank)
-    a = _unit(7, 8, seed=33, dim=-1)
-    y = torch.tensor([0, 1, 2, 0, 1, 2, 2])
-    got = memory_contrast(a, y, bank, TAU, TAU_B, 'hardest', num_keys=3,
-                          num_pos_keys=2)
-    ps, ns = _explicit_hardest_sets(a, y, ents, elabs, 3, 2)
-    exp = _mem_closed_form(a, y.tolist(), ents, elabs, pos_sets=ps,
-                           neg_sets=ns)
-    assert got.item() == pytest.approx(exp, rel=1e-5)
-    # and it differs from using all keys
-    assert got.item() != pytest.approx(
-        memory_contrast(a, y, bank, TAU, TAU_B).item(), rel=1e-3)
-
-
-def test_memory_mode_semi_hard_equals_hardest_when_pool_is_k():
-    """10 % of the keys is fewer than K, so the pool is the K hardest and
-    all K are drawn: semi-hard must then equal hardest."""
-    bank = _filled_bank()
-    a = _unit(7, 8, seed=34, dim=-1)
-    y = torch.tensor([0, 1, 2, 0, 1, 2, 2])
-    h = memory_contrast(a, y, bank, TAU, TAU_B, 'hardest', num_keys=3,
-                        num_pos_keys=2)
-    s = memory_contrast(a, y, bank, TAU, TAU_B, 'semi_hard', num_keys=3,
-                        num_pos_keys=2, generator=_gen(0))
-    assert s.item() == pytest.approx(h.item(), rel=1e-6)
-
-
-def test_select_keys_semi_hard_draws_within_top_fraction():
-    n, k_all, k = 5, 200, 4
-    logits = torch.randn(n, k_all, generator=_gen(40))
-    valid = torch.ones(n, k_all, dtype=torch.bool)
-    valid[:, 150:] = False  # 150 valid -> pool = ceil(15) = 15
-    vals, keep = select_keys(logits, valid, k, 'semi_hard',
-                             hardest_high=True, ratio=0.1,
-                             generator=_gen(41))
-    assert vals.shape == (n, k) and keep.all()
-    top15 = logits[:, :150].topk(15, dim=1).values
-    for r in range(n):
-        got = set(vals[r].tolist())
-        assert len(got) == k and got <= set(top15[r].tolist())
-    # different draws on different seeds
-    vals2, _ = select_keys(logits, valid, k, 'semi_hard', True, 0.1,
-                           generator=_gen(42))
-    assert not torch.equal(vals.sort(1).values, vals2.sort(1).values)
-    # positives: least similar
-    pv, pk = select_keys(logits, valid, k, 'hardest', hardest_high=False)
-    exp = logits[:, :150].topk(k, dim=1, largest=False).values
-    torch.testing.assert_close(pv, exp)
-    assert pk.all()
-
-
-def test_memory_mode_semi_hard_forward_is_finite_with_grad():
-    bank = _filled_bank()
-    e = _unit(2, 8, 8, 8, seed=35).requires_grad_()
-    lab = _blocks_labels(2, 8, 8)
-    loss = _build(max_views=4, key_sampling='semi_hard', num_keys=2,
-                  semi_hard_ratio=0.5)
-    value = loss(e, lab, lab, queue=bank)
-    assert torch.isfinite(value) and value.item() > 0
-    value.backward()
-    assert e.grad.abs().sum() > 0

@@ -10,6 +10,11 @@ from mmengine.optim import OptimWrapper
 from mmengine.runner import load_checkpoint, save_checkpoint
 from mmseg.registry import MODELS
 
+from mmseg_contrast.models.segmentors.semi_loss_utils import (
+    class_balanced_mask,
+)
+
+from helpers.devices import DEVICES
 from helpers.semi_helpers import (
     NUM_CLASSES,
     make_batch,
@@ -89,8 +94,9 @@ def test_teacher_eval_mode_keeps_running_stats_during_train_step():
     assert all(torch.equal(v, now[k]) for k, v in stats.items())
 
 
-def test_pseudo_labels_ignore_padding():
-    model = _build(reco=False)
+@pytest.mark.parametrize('device', DEVICES)
+def test_pseudo_labels_ignore_padding(device):
+    model = _build(reco=False).to(device)
     data = make_batch(n_lab=1, n_unl=2)
     data['inputs'][2] = data['inputs'][2][:, :20, :24]
     data['data_samples'][2].set_metainfo(dict(img_shape=(20, 24)))
@@ -98,11 +104,14 @@ def test_pseudo_labels_ignore_padding():
     batch = model.data_preprocessor(data, True)
     labels, conf = model.get_pseudo_labels(
         batch['inputs']['unsup_weak'], batch['data_samples']['unsup'])
-    assert labels.shape == (2, 32, 32)
+    assert labels.shape == (2, 32, 32) and labels.device.type == device
     assert bool((labels[1, 20:] == 255).all())
     assert bool((labels[1, :, 24:] == 255).all())
     assert bool((conf[1, 20:] == 0).all())
     assert bool((labels[1, :20, :24] < NUM_CLASSES).all())
+    assert bool((conf[1, :20, :24] > 0).all())
+    # the unpadded image is untouched
+    assert bool((labels[0] < NUM_CLASSES).all() and (conf[0] > 0).all())
 
 
 @pytest.mark.parametrize('weighting', ['ratio', 'threshold', 'class_balanced'])
@@ -279,17 +288,16 @@ def test_plain_data_preprocessor_is_upgraded():
     assert out['inputs']['sup'].shape[0] == 2
 
 
-def test_class_balanced_mask_matches_loop():
+@pytest.mark.parametrize('device', DEVICES)
+def test_class_balanced_mask_matches_loop(device):
     """CBST selection: per pseudo-class the ceil(p * n_c) most confident
     pixels (ties impossible with random confidences), plus conf >= t;
     ignore pixels never kept; a class absent from the batch is fine."""
-    from mmseg_contrast.models.segmentors.semi_loss_utils import (
-        class_balanced_mask,
-    )
     g = torch.Generator().manual_seed(3)
     labels = torch.randint(0, 4, (3, 9, 7), generator=g)  # class 4 absent
     labels[0, :2] = 255
     conf = torch.rand(3, 9, 7, generator=g)
+    labels, conf = labels.to(device), conf.to(device)
     keep = class_balanced_mask(labels, conf, 0.3, 0.9, 255, 5)
     want = (labels != 255) & (conf >= 0.9)
     for c in range(5):

@@ -11,6 +11,15 @@ from mmseg_contrast.models.utils import (
     ddp_ignore_memory_banks,
 )
 
+from helpers.devices import DEVICES
+
+
+def _enqueue(bank, keys, labels, device):
+    """Enqueue on ``device`` (the bank moved there), then bring the bank
+    back to the CPU for the checks."""
+    bank.to(device).enqueue(keys.to(device), labels.to(device))
+    return bank.cpu()
+
 
 def _unit(*shape, seed=0, dim=1):
     g = torch.Generator().manual_seed(seed)
@@ -52,13 +61,14 @@ def test_build_and_buffers():
         PixelMemoryBank(num_classes=3, memory_size=0)
 
 
-def test_enqueue_segments_and_class_correct_pixels():
+@pytest.mark.parametrize('device', DEVICES)
+def test_enqueue_segments_and_class_correct_pixels(device):
     C, D, K = 3, 8, 5
     bank = PixelMemoryBank(num_classes=C, feat_dim=D, memory_size=32,
                            pixel_per_image=K)
     keys = _unit(2, D, 4, 6, seed=1)
     lab = _labels()
-    bank.enqueue(keys, lab)
+    _enqueue(bank, keys, lab, device)
     # segment entries: one per (image, class) present, images in order
     assert bank.segment_ptr.tolist() == [1, 2, 1]
     assert bank.segment_count.tolist() == [1, 2, 1]
@@ -89,14 +99,15 @@ def test_enqueue_segments_and_class_correct_pixels():
     assert bank.pixel_filled.sum(1).tolist() == exp_ptr
 
 
-def test_ignore_and_out_of_range_labels_never_enqueued():
+@pytest.mark.parametrize('device', DEVICES)
+def test_ignore_and_out_of_range_labels_never_enqueued(device):
     C, D = 3, 8
     bank = PixelMemoryBank(num_classes=C, feat_dim=D, memory_size=64,
                            pixel_per_image=30)
     keys = _unit(2, D, 4, 6, seed=2)
     lab = _labels()
     lab[1, 1, :2] = 7  # >= C: not a class of the bank
-    bank.enqueue(keys, lab)
+    _enqueue(bank, keys, lab, device)
     flat_lab = lab.flatten(1)
     enq = []
     for c in range(C):
@@ -116,15 +127,18 @@ def test_ignore_and_out_of_range_labels_never_enqueued():
                                F.normalize(keys[1][:, m].mean(1), dim=0))
 
 
-def test_class_zero_is_enqueued():
+@pytest.mark.parametrize('device', DEVICES)
+def test_class_zero_is_enqueued(device):
     bank = PixelMemoryBank(num_classes=2, feat_dim=4, memory_size=8,
                            pixel_per_image=2)
-    bank.enqueue(_unit(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+    _enqueue(bank, _unit(1, 4, 2, 2),
+             torch.zeros(1, 2, 2, dtype=torch.long), device)
     assert bank.pixel_count.tolist() == [2, 0]
     assert bank.segment_count.tolist() == [1, 0]
 
 
-def test_ring_buffer_wraps_and_overwrites_oldest():
+@pytest.mark.parametrize('device', DEVICES)
+def test_ring_buffer_wraps_and_overwrites_oldest(device):
     D, M, K = 4, 12, 5
     bank = PixelMemoryBank(num_classes=1, feat_dim=D, memory_size=M,
                            pixel_per_image=K)
@@ -133,7 +147,7 @@ def test_ring_buffer_wraps_and_overwrites_oldest():
     for step in range(3):
         keys = _unit(1, D, 3, 3, seed=10 + step)
         before = bank.pixel_queue.clone()
-        bank.enqueue(keys, lab)
+        _enqueue(bank, keys, lab, device)
         writes.append((keys, before))
     # 3 x 5 = 15 writes: ptr 15 % 12 = 3, all 12 slots filled
     assert bank.pixel_ptr.tolist() == [3]
@@ -150,26 +164,29 @@ def test_ring_buffer_wraps_and_overwrites_oldest():
     assert bank.segment_count.tolist() == [3]
 
 
-def test_full_resolution_labels_are_nearest_resized():
+@pytest.mark.parametrize('device', DEVICES)
+def test_full_resolution_labels_are_nearest_resized(device):
     D = 4
     bank = PixelMemoryBank(num_classes=2, feat_dim=D, memory_size=64,
                            pixel_per_image=16)  # > the 4 key pixels
     keys = _unit(1, D, 2, 2, seed=3)
     full = torch.tensor([[[0, 9, 1, 9], [9, 9, 9, 9], [1, 9, 1, 9],
                           [9, 9, 9, 9]]])  # label[2i, 2j] == [[0,1],[1,1]]
-    bank.enqueue(keys, full)
+    _enqueue(bank, keys, full, device)
     assert bank.pixel_count.tolist() == [1, 3]
 
 
-def test_deterministic_and_resume_safe():
-    lab = _labels()
-    k1, k2 = _unit(2, 8, 4, 6, seed=4), _unit(2, 8, 4, 6, seed=5)
+@pytest.mark.parametrize('device', DEVICES)
+def test_deterministic_and_resume_safe(device):
+    lab = _labels().to(device)
+    k1 = _unit(2, 8, 4, 6, seed=4).to(device)
+    k2 = _unit(2, 8, 4, 6, seed=5).to(device)
     a = PixelMemoryBank(num_classes=3, feat_dim=8, memory_size=32,
-                        pixel_per_image=3, seed=7)
+                        pixel_per_image=3, seed=7).to(device)
     a.enqueue(k1, lab)
     # resume: a fresh bank loading a's state continues exactly like a
     b = PixelMemoryBank(num_classes=3, feat_dim=8, memory_size=32,
-                        pixel_per_image=3, seed=7)
+                        pixel_per_image=3, seed=7).to(device)
     b.load_state_dict(a.state_dict())
     a.enqueue(k2, lab)
     b.enqueue(k2, lab)
@@ -177,7 +194,7 @@ def test_deterministic_and_resume_safe():
         assert torch.equal(getattr(a, name), getattr(b, name)), name
     # a different seed picks different pixels
     c = PixelMemoryBank(num_classes=3, feat_dim=8, memory_size=32,
-                        pixel_per_image=3, seed=8)
+                        pixel_per_image=3, seed=8).to(device)
     c.load_state_dict(a.state_dict())
     a.enqueue(k2, lab)
     c.enqueue(k2, lab)
@@ -225,7 +242,8 @@ def test_ddp_ignore_names():
     assert len(model._ddp_params_and_buffers_to_ignore) == len(names)
 
 
-def test_nonfinite_keys_are_dropped_and_counted():
+@pytest.mark.parametrize('device', DEVICES)
+def test_nonfinite_keys_are_dropped_and_counted(device):
     C, D, K = 3, 8, 30
     bank = PixelMemoryBank(num_classes=C, feat_dim=D, memory_size=64,
                            pixel_per_image=K)
@@ -236,7 +254,7 @@ def test_nonfinite_keys_are_dropped_and_counted():
     bad[0, 3, 0] = True  # an ignore pixel: not counted (never a candidate)
     keys[:, 0][bad] = float('nan')
     keys[1, 1, 3, 3] = float('inf')  # class 2
-    bank.enqueue(keys, lab)
+    _enqueue(bank, keys, lab, device)
     assert int(bank.last_nonfinite) == 3
     assert torch.isfinite(bank.pixel_queue).all()
     assert torch.isfinite(bank.segment_queue).all()
@@ -249,13 +267,14 @@ def test_nonfinite_keys_are_dropped_and_counted():
                                F.normalize(keys[1][:, ok].mean(1), dim=0))
 
 
-def test_all_nan_step_leaves_the_bank_untouched():
+@pytest.mark.parametrize('device', DEVICES)
+def test_all_nan_step_leaves_the_bank_untouched(device):
     bank = PixelMemoryBank(num_classes=3, feat_dim=8, memory_size=32,
                            pixel_per_image=3)
     lab = _labels()
-    bank.enqueue(_unit(2, 8, 4, 6, seed=8), lab)
+    _enqueue(bank, _unit(2, 8, 4, 6, seed=8), lab, device)
     before = {n: getattr(bank, n).clone() for n in bank.buffer_names()}
-    bank.enqueue(torch.full((2, 8, 4, 6), float('nan')), lab)
+    _enqueue(bank, torch.full((2, 8, 4, 6), float('nan')), lab, device)
     assert int(bank.last_nonfinite) == int((lab != 255).sum())
     for n in ('pixel_queue', 'segment_queue', 'pixel_ptr', 'segment_ptr',
               'pixel_count', 'segment_count'):

@@ -1,4 +1,6 @@
 """ClassMix / CutMix / CutOut keep image, label and confidence aligned."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -8,14 +10,21 @@ from mmseg_contrast.models.utils.mixing import (
     classmix_masks,
     mix_batch,
 )
+from mmseg_contrast.models.utils.unsup_augment import UnsupBatchAugment
+
+from helpers.devices import CUDA, DEVICES
 
 IGNORE = 255
 C = 6
 
 
-def _batch(B=4, H=24, W=20, seed=0):
+def _gen(seed, device='cpu'):
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _batch(B=4, H=24, W=20, seed=0, device='cpu'):
     """Images whose channel 0 encodes the label, channel 1 the image id;
-    confidence encodes the label too."""
+    confidence encodes the label too (the same batch on every device)."""
     g = torch.Generator().manual_seed(seed)
     # blocky labels so every image has several classes
     blocks = torch.randint(0, C, (B, 4, 4), generator=g)
@@ -27,7 +36,7 @@ def _batch(B=4, H=24, W=20, seed=0):
         torch.rand(B, H, W, generator=g)
     ], 1)
     conf = torch.where(label == IGNORE, torch.zeros(()), label / 10. + 0.05)
-    return img, label, conf
+    return img.to(device), label.to(device), conf.to(device)
 
 
 def _check_aligned(img, label, conf):
@@ -36,18 +45,20 @@ def _check_aligned(img, label, conf):
     assert torch.allclose(conf[valid], label[valid] / 10. + 0.05)
 
 
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('mode', ['classmix', 'cutmix'])
-def test_mix_keeps_alignment_and_partner(mode):
-    img, label, conf = _batch()
+def test_mix_keeps_alignment_and_partner(mode, device):
+    img, label, conf = _batch(device=device)
     B = img.shape[0]
-    g = torch.Generator().manual_seed(1)
+    g = _gen(1, device)
     m_img, m_lab, m_conf = mix_batch(mode, img, label, conf, num_classes=C,
                                      ignore_index=IGNORE, generator=g)
     assert m_img.shape == img.shape and m_lab.dtype == label.dtype
     _check_aligned(m_img, m_lab, m_conf)
     src = m_img[:, 1]
-    own = torch.arange(B).float()[:, None, None]
-    partner = ((torch.arange(B) + 1) % B).float()[:, None, None]
+    ar = torch.arange(B, device=device)
+    own = ar.float()[:, None, None]
+    partner = ((ar + 1) % B).float()[:, None, None]
     from_own = src == own
     from_partner = src == partner
     assert bool((from_own | from_partner).all())
@@ -60,10 +71,11 @@ def test_mix_keeps_alignment_and_partner(mode):
     assert bool(from_partner.any()) and bool(from_own.any())
 
 
-def test_classmix_picks_half_of_the_present_classes():
-    img, label, conf = _batch(B=6)
-    masks = classmix_masks(label, C, IGNORE,
-                           generator=torch.Generator().manual_seed(3))
+@pytest.mark.parametrize('device', DEVICES)
+def test_classmix_picks_half_of_the_present_classes(device):
+    img, label, conf = _batch(B=6, device=device)
+    masks = classmix_masks(label, C, IGNORE, generator=_gen(3, device))
+    assert masks.device == label.device
     for b in range(label.shape[0]):
         classes = [c for c in label[b].unique().tolist() if c != IGNORE]
         chosen = label[b][masks[b].bool()].unique().tolist()
@@ -90,10 +102,12 @@ def test_classmix_reference_quirk_counts_ignore():
     assert int(m.sum()) == 0  # one real class: nothing chosen
 
 
-def test_cutmix_box_geometry():
+@pytest.mark.parametrize('device', DEVICES)
+def test_cutmix_box_geometry(device):
     H, W = 24, 20
-    masks = box_masks(64, H, W, generator=torch.Generator().manual_seed(0))
-    for m in masks:
+    masks = box_masks(64, H, W, device, generator=_gen(0, device))
+    assert masks.device.type == device
+    for m in masks.cpu():
         inside = m == 0
         rows = inside.any(1).nonzero().flatten()
         cols = inside.any(0).nonzero().flatten()
@@ -104,11 +118,11 @@ def test_cutmix_box_geometry():
         assert int(h) == round(H * W / 2 / int(w))
 
 
-def test_cutout_zeroes_box_and_ignores_labels():
-    img, label, conf = _batch()
+@pytest.mark.parametrize('device', DEVICES)
+def test_cutout_zeroes_box_and_ignores_labels(device):
+    img, label, conf = _batch(device=device)
     m_img, m_lab, m_conf = BatchMixer('cutout')(
-        img, label, conf, ignore_index=IGNORE,
-        generator=torch.Generator().manual_seed(0))
+        img, label, conf, ignore_index=IGNORE, generator=_gen(0, device))
     box = (m_img == 0).all(1) & (img != 0).any(1)
     assert bool(box.any())
     assert bool((m_lab[box] == IGNORE).all())
@@ -120,12 +134,13 @@ def test_cutout_zeroes_box_and_ignores_labels():
     _check_aligned(m_img, m_lab, m_conf)
 
 
-def test_seeded_and_errors():
-    img, label, conf = _batch()
+@pytest.mark.parametrize('device', DEVICES)
+def test_seeded_and_errors(device):
+    img, label, conf = _batch(device=device)
     a = mix_batch('classmix', img, label, conf, C, IGNORE,
-                  generator=torch.Generator().manual_seed(5))
+                  generator=_gen(5, device))
     b = mix_batch('classmix', img, label, conf, C, IGNORE,
-                  generator=torch.Generator().manual_seed(5))
+                  generator=_gen(5, device))
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     with pytest.raises(ValueError, match='unknown mixing mode'):
         BatchMixer('mixup')
@@ -135,3 +150,24 @@ def test_seeded_and_errors():
         mix_batch('classmix', img, label, conf)
     out = mix_batch('none', img, label, conf)
     assert out[0] is img and out[1] is label
+
+
+@pytest.mark.parametrize('mode', ['classmix', 'cutmix', 'cutout'])
+def test_generator_on_another_device_is_one_clear_error(mode):
+    """(a stand-in: a CUDA generator cannot be made without a GPU); the
+    mixing never draws on another device and copies."""
+    img, label, conf = _batch()
+    cuda_gen = SimpleNamespace(device=torch.device('cuda'))
+    with pytest.raises(ValueError, match='generator is on cuda'):
+        mix_batch(mode, img, label, conf, C, IGNORE, generator=cuda_gen)
+    aug = UnsupBatchAugment(scale=(0.5, 1.5), flip_prob=0.5)
+    with pytest.raises(ValueError, match='generator is on cuda'):
+        aug.geometric(img, label, conf, IGNORE, generator=cuda_gen)
+
+
+@pytest.mark.parametrize('device', [CUDA])
+@pytest.mark.parametrize('mode', ['classmix', 'cutmix', 'cutout'])
+def test_cpu_generator_with_cuda_tensors_is_one_clear_error(mode, device):
+    img, label, conf = _batch(device=device)
+    with pytest.raises(ValueError, match=r'generator is on cpu.*cuda'):
+        mix_batch(mode, img, label, conf, C, IGNORE, generator=_gen(0))

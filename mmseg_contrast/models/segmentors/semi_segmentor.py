@@ -134,6 +134,9 @@ class SemiSegmentor(BaseSegmentor):
             the one mmengine's Runner fills in from the config's top-level
             ``data_preprocessor``) becomes a ``SemiDataPreProcessor`` with
             the same arguments.
+        pretrained, train_cfg (optional): what mmseg's ``init_model`` sets
+            on any model config (``None`` there); a value other than None
+            is passed to the wrapped segmentor.
     """
 
     def __init__(self,
@@ -141,11 +144,17 @@ class SemiSegmentor(BaseSegmentor):
                  semi_train_cfg: Optional[dict] = None,
                  semi_test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None,
+                 train_cfg: Optional[dict] = None):
         if not isinstance(segmentor, dict) or 'type' not in segmentor:
             raise TypeError('SemiSegmentor: `segmentor` must be a segmentor '
                             'config dict with a `type`')
         segmentor = copy.deepcopy(dict(segmentor))
+        for key, value in (('pretrained', pretrained),
+                           ('train_cfg', train_cfg)):
+            if value is not None:
+                segmentor[key] = value
         if data_preprocessor is None:
             data_preprocessor = segmentor.get('data_preprocessor') or {}
         data_preprocessor = copy.deepcopy(dict(data_preprocessor))

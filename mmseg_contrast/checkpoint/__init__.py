@@ -5,8 +5,14 @@
 * :mod:`.saving` - the one atomic save (:func:`atomic_torch_save`: temporary
   file, fsync, rename) and mmengine's checkpoint writes routed through it;
 * :mod:`.integrity` - the pre-unpickling integrity check;
+* :mod:`.allowlist` - the globals a checkpoint may pickle;
+* :mod:`.bounds` - the resource bounds of loading (objects outside the
+  tensors, compressed records), checked by a dry run of the pickle
+  (:mod:`.pickle_scan`, :mod:`.scan_loop`, :mod:`.scan_models`,
+  :mod:`.scan_values`) before anything is unpickled;
 * :mod:`.safety` - the safe loader (:func:`load_checkpoint_file`: integrity
-  check + ``weights_only`` with the allowlist) and the model-match guard;
+  check + resource bounds + ``weights_only`` with the allowlist);
+* :mod:`.matching` - the model-match / load-completeness guard;
 * :mod:`.openseg_cache` - convert-on-download of the ContrastiveSeg
   authors' checkpoints;
 * :mod:`.download` - checksummed, resumable ``http(s)://`` downloads and
@@ -15,6 +21,7 @@
 Nothing here imports :mod:`mmseg_contrast._compat` (which installs the
 loaders into mmengine) or any tooling.
 """
+from .bounds import OBJECT_LIMIT_ENV
 from .download import (
     default_cache_dir,
     download_checkpoint,
@@ -25,6 +32,7 @@ from .download import (
 )
 from .errors import (
     CheckpointMismatchError,
+    CheckpointMismatchWarning,
     ChecksumError,
     CorruptCheckpointError,
     DownloadError,
@@ -42,8 +50,9 @@ from .safety import (
 from .saving import atomic_torch_save, atomic_write_text
 
 __all__ = [
-    'CheckpointMismatchError', 'ChecksumError', 'CorruptCheckpointError',
-    'DownloadError', 'UnsafeCheckpointError', 'TRUSTED_ENV',
+    'CheckpointMismatchError', 'CheckpointMismatchWarning', 'ChecksumError',
+    'CorruptCheckpointError', 'DownloadError', 'UnsafeCheckpointError',
+    'TRUSTED_ENV', 'OBJECT_LIMIT_ENV',
     'atomic_torch_save', 'atomic_write_text', 'check_checkpoint_matches',
     'default_cache_dir', 'download_checkpoint', 'hash_prefix_from_url',
     'hash_prefix_of', 'install_checkpoint_allowlist',

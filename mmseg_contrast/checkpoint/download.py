@@ -15,6 +15,11 @@ file the name promises:
   ``.partial`` file is kept); servers without range support restart from
   byte 0; after ``retries`` failed attempts a :class:`DownloadError` says
   what happened and where to put the file by hand;
+* a URL ending in ``/`` (a folder: a server answers it with an HTML
+  listing) is refused before any request, and a download that is no
+  checkpoint (an HTML listing, login or error page served with HTTP 200)
+  is deleted and reported with :class:`DownloadError`: nothing of either
+  stays in the cache;
 * the cache is keyed by the full URL: ``<cache>/<sha256(url)[:16]>/<name>``
   (two URLs with the same file name never share an entry); a file already
   there is verified and used without any network request, so a warm cache
@@ -65,8 +70,10 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from ..converters.openseg import OpenSegLayoutError
 from .errors import ChecksumError, DownloadError
+from .integrity import checkpoint_kind
 from .naming import hash_prefix_from_url
 from .openseg_cache import load_maybe_converted
+from .progress import Progress
 
 __all__ = [
     'ChecksumError', 'DownloadError', 'hash_prefix_from_url', 'sha256sum',
@@ -116,42 +123,6 @@ def _verify(path: str, prefix: str, url: str, what: str) -> None:
             f'URL points at the file it names.')
 
 
-class _Progress:
-    """Byte progress bar (rich, an mmengine dependency) or a no-op."""
-
-    def __init__(self, enabled: bool, name: str, total: Optional[int],
-                 done: int):
-        self._progress = None
-        if not enabled:
-            return
-        try:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-        except ImportError:  # pragma: no cover - rich ships with mmengine
-            return
-        self._progress = Progress(
-            TextColumn('[bold]{task.description}'), BarColumn(),
-            DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-        self._progress.start()
-        self._task = self._progress.add_task(
-            name, total=total, completed=done)
-
-    def update(self, n: int) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, advance=n)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-
-
 def _transfer(url: str, partial: str, timeout: float, progress: bool,
               name: str) -> None:
     """One attempt: (resume and) write the body into ``partial``.
@@ -188,7 +159,7 @@ def _transfer(url: str, partial: str, timeout: float, progress: bool,
             have, mode = 0, 'wb'
         length = resp.headers.get('Content-Length')
         expected = have + int(length) if length is not None else None
-        bar = _Progress(progress, name, expected, have)
+        bar = Progress(progress, name, expected, have)
         written = have
         try:
             with open(partial, mode) as f:
@@ -240,6 +211,12 @@ def download_checkpoint(url: str,
     if parts.scheme not in ('http', 'https') or not parts.path.strip('/'):
         raise DownloadError(f'Not a downloadable checkpoint URL: {url!r}')
     name = osp.basename(parts.path)
+    if not name:
+        raise DownloadError(
+            f'{url} is not the URL of a checkpoint file: its path ends with '
+            f'"/", so it names a folder, and a server answers it with an '
+            f'HTML page (a listing), not a checkpoint. Give the URL of the '
+            f'.pth file itself. Nothing was downloaded.')
     model_dir = model_dir or default_cache_dir()
     dest = url_cache_path(url, model_dir)
     os.makedirs(osp.dirname(dest), exist_ok=True)
@@ -310,21 +287,46 @@ def download_checkpoint(url: str,
                f'from there. ' if have else '')
             + f'To work offline, put the file at {dest}.')
 
-    if prefix is not None:
-        try:
+    try:
+        _refuse_non_checkpoint(partial, url, dest)
+        if prefix is not None:
             _verify(partial, prefix, url, 'download of')
-        except ChecksumError:
-            if not resumed_old_partial:
-                raise
-            # the kept .partial may belong to an older version of the file:
-            # it has been deleted, so try once more from byte 0
-            warnings.warn(f'{name}: the download resumed from an earlier '
-                          f'run failed the checksum; downloading it again '
-                          f'from the start.')
-            return download_checkpoint(url, model_dir, progress, retries,
-                                       retry_delay, timeout, allow_download)
+    except (ChecksumError, DownloadError):
+        if not resumed_old_partial:
+            raise
+        # the kept .partial may belong to an older version of the file:
+        # it has been deleted, so try once more from byte 0
+        warnings.warn(f'{name}: the download resumed from an earlier run '
+                      f'failed the checksum; downloading it again from the '
+                      f'start.')
+        return download_checkpoint(url, model_dir, progress, retries,
+                                   retry_delay, timeout, allow_download)
     os.replace(partial, dest)
     return dest
+
+
+def _refuse_non_checkpoint(partial: str, url: str, dest: str) -> None:
+    """Delete a download that is no checkpoint (an HTML listing, login or
+    error page served with HTTP 200) and say so; nothing stays cached."""
+    with open(partial, 'rb') as f:
+        head = f.read(512)
+    if checkpoint_kind(head) is not None:
+        return
+    size = osp.getsize(partial)
+    os.remove(partial)
+    try:  # the URL's cache folder, if nothing else is in it
+        os.rmdir(osp.dirname(dest))
+    except OSError:
+        pass
+    start = head.lstrip()[:15].lower()
+    what = 'an HTML page' if start.startswith((b'<!doctype html', b'<html')) \
+        else 'a file that is no PyTorch checkpoint'
+    raise DownloadError(
+        f'{url} is not a checkpoint file: the server sent {what} ({size} '
+        f'bytes, starting {head[:40]!r}), e.g. a folder listing, a login or '
+        f'an error page. It was deleted; nothing is kept in the cache '
+        f'({osp.dirname(dest)}). Check that the URL points at the .pth '
+        f'file itself.')
 
 
 def _local_rank(rank, get_local_rank):

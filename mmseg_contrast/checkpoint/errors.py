@@ -4,13 +4,14 @@ Every "this file cannot be used" case is a :class:`CorruptCheckpointError`
 (a hash mismatch found while downloading is its subclass
 :class:`ChecksumError`, so one ``except`` covers both); a file that would
 have to run code is an :class:`UnsafeCheckpointError`; weights that do not
-fit the model are a :class:`CheckpointMismatchError`.
+fit the model are a :class:`CheckpointMismatchError` (or, when only part
+of them fits, a :class:`CheckpointMismatchWarning`).
 """
 import pickle
 
 __all__ = [
     'CorruptCheckpointError', 'ChecksumError', 'UnsafeCheckpointError',
-    'CheckpointMismatchError', 'DownloadError'
+    'CheckpointMismatchError', 'CheckpointMismatchWarning', 'DownloadError'
 ]
 
 
@@ -24,11 +25,17 @@ class ChecksumError(CorruptCheckpointError):
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint contains pickled objects outside the safe allowlist."""
+    """A checkpoint contains pickled objects outside the safe allowlist,
+    would exceed the resource bounds of loading, or is in a format only
+    full unpickling reads."""
 
 
 class CheckpointMismatchError(ValueError):
     """The checkpoint's weights do not fit the model they are loaded into."""
+
+
+class CheckpointMismatchWarning(UserWarning):
+    """Less than half of the model's floating-point parameters load."""
 
 
 class DownloadError(RuntimeError):

@@ -20,7 +20,8 @@ that names the file, what is wrong and what to do:
   :func:`mmseg_contrast.checkpoint.naming.hash_prefix_from_url`) but whose
   content hashes differently.
 
-The check is one sequential read of the file in 1 MiB blocks: every block
+The check is one sequential pass over the file (through a read-only memory
+map, or reads of 1 MiB blocks for file objects without one): every block
 updates the CRC-32 of the zip record(s) it overlaps and, only when the name
 carries a hash, the sha256. The zip central directory (at the end of the
 file) gives the records' offsets and stored CRCs. Files saved with
@@ -31,32 +32,57 @@ Legacy (non-zip, torch < 1.6 ``_use_new_zipfile_serialization=False``)
 checkpoints carry no checksum: their header (the pickled torch magic
 number) is checked and they are still loaded with ``weights_only=True``,
 but damage inside their tensor data cannot be detected (only a name hash
-can, when there is one).
+can, when there is one). The tar checkpoints of torch < 0.4 are recognised
+(``'tar'``); no ``weights_only`` load can read them (see
+:func:`mmseg_contrast.checkpoint.safety.load_checkpoint_file`).
+
+torch.save never compresses zip records, but torch reads deflated ones,
+whole, into memory: with ``max_inflated`` set (the safe loader sets it
+unless the file is trusted), compressed records may not expand beyond
+:data:`~mmseg_contrast.checkpoint.bounds.MAX_EXPANSION` times their size
+or ``max_inflated`` bytes, whichever is larger
+(:func:`~mmseg_contrast.checkpoint.bounds.check_compressed_records`,
+checked before anything is decompressed). Two records of the same name
+(only one of which torch would read) are refused.
 """
 import hashlib
 import io
+import mmap
 import os
 import struct
 import zipfile
 import zlib
-from typing import Optional
+from typing import List, NamedTuple, Optional
 
+from .bounds import check_compressed_records
 from .errors import CorruptCheckpointError
 from .naming import hash_prefix_of
 from .saving import atomic_torch_save
 
 __all__ = [
-    'CorruptCheckpointError', 'verify_checkpoint_file', 'hash_prefix_of',
+    'CorruptCheckpointError', 'verify_checkpoint_file', 'inspect_checkpoint',
+    'CheckpointLayout', 'checkpoint_kind', 'hash_prefix_of',
     'atomic_torch_save'
 ]
 
 BLOCK = 1 << 20
+MAP_BLOCK = 16 << 20
 ZIP_LOCAL_MAGIC = b'PK\x03\x04'
 #: ``torch.save`` (legacy format) first pickles this magic number
 LEGACY_MAGIC = (0x1950a86a20f9469cfc6c).to_bytes(10, 'little')
 _REDOWNLOAD = ('Re-download or re-create the file (a bad copy, a full disk '
                'or an interrupted write or download leave such files).')
 
+
+class CheckpointLayout(NamedTuple):
+    """What :func:`inspect_checkpoint` found: ``kind`` (``'zip'``,
+    ``'legacy'`` or ``'tar'``), the file ``size``, and for zip files the
+    records (``infos``) and the ``(start, end, info)`` byte ranges of the
+    stored ones."""
+    kind: str
+    size: int
+    infos: List[zipfile.ZipInfo]
+    ranges: list
 
 
 
@@ -68,14 +94,16 @@ def _size(f) -> int:
     return size
 
 
-def _sniff(head: bytes) -> Optional[str]:
+def checkpoint_kind(head: bytes) -> Optional[str]:
+    """``'zip'``, ``'legacy'``, ``'tar'`` or None (not a checkpoint), from
+    the first 512 bytes of a file."""
     if head.startswith(ZIP_LOCAL_MAGIC):
         return 'zip'
     # legacy: protocol-2+ pickle (``\x80``) of the torch magic number
     if head[:1] == b'\x80' and LEGACY_MAGIC in head[:32]:
         return 'legacy'
     if head[257:262] == b'ustar':  # torch < 0.4 tar checkpoints
-        return 'legacy'
+        return 'tar'
     return None
 
 
@@ -90,6 +118,13 @@ def _zip_records(f, size: int, name: str):
             f'zip archive (the torch >= 1.6 checkpoint format) but its zip '
             f'directory is unreadable ({e}); the end of the file is most '
             f'likely missing ({size} bytes). {_REDOWNLOAD}') from None
+    names = [i.filename for i in infos]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise CorruptCheckpointError(
+            f'Checkpoint {name} is damaged or crafted: its zip archive holds '
+            f'several records named {twice[0]!r} (torch.save writes each '
+            f'once, and torch would read only one of them). {_REDOWNLOAD}')
     ranges, compressed = [], []
     for info in infos:
         if info.compress_type != zipfile.ZIP_STORED:
@@ -117,28 +152,54 @@ def _zip_records(f, size: int, name: str):
     return zf, ranges, compressed
 
 
-def _scan(f, ranges, digest):
-    """One sequential pass: CRC-32 of every range, sha256 of everything."""
-    crcs = [0] * len(ranges)
+def _blocks(f):
+    """``(offset, block)`` over the whole file: slices of a read-only
+    memory map of a real file (no copy out of the page cache), else reads
+    of :data:`BLOCK` bytes."""
+    try:
+        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        m = None
+    if m is not None:
+        view = memoryview(m)
+        try:
+            for pos in range(0, len(view), MAP_BLOCK):
+                block = view[pos:pos + MAP_BLOCK]
+                yield pos, block
+                block.release()
+        finally:
+            try:
+                view.release()
+                m.close()
+            except BufferError:  # a slice outlives an error: closed by gc
+                pass
+        return
     f.seek(0)
-    pos, first = 0, 0
+    pos = 0
     while True:
         block = f.read(BLOCK)
         if not block:
-            break
-        end = pos + len(block)
+            return
+        yield pos, memoryview(block)
+        pos += len(block)
+
+
+def _scan(f, ranges, digest):
+    """One sequential pass: CRC-32 of every range, sha256 of everything."""
+    crcs = [0] * len(ranges)
+    first = 0
+    for pos, view in _blocks(f):
+        end = pos + len(view)
         if digest is not None:
-            digest.update(block)
+            digest.update(view)
         while first < len(ranges) and ranges[first][1] <= pos:
             first += 1
-        view = memoryview(block)
         j = first
         while j < len(ranges) and ranges[j][0] < end:
             lo, hi = max(ranges[j][0], pos), min(ranges[j][1], end)
             if lo < hi:
                 crcs[j] = zlib.crc32(view[lo - pos:hi - pos], crcs[j])
             j += 1
-        pos = end
     return crcs
 
 
@@ -155,15 +216,33 @@ def verify_checkpoint_file(f, name: Optional[str] = None,
             start with (from :func:`hash_prefix_of`).
 
     Returns:
-        str: ``'zip'`` or ``'legacy'``.
+        str: ``'zip'``, ``'legacy'`` or ``'tar'``.
 
     Raises:
         CorruptCheckpointError: see the module docstring.
     """
+    return inspect_checkpoint(f, name, sha256_prefix).kind
+
+
+def inspect_checkpoint(f, name: Optional[str] = None,
+                       sha256_prefix: Optional[str] = None, *,
+                       max_inflated: Optional[int] = None
+                       ) -> CheckpointLayout:
+    """:func:`verify_checkpoint_file`, returning the file's layout.
+
+    Args:
+        max_inflated (int, optional): bound the expansion of compressed zip
+            records (see the module docstring); None: no bound.
+
+    Raises:
+        CorruptCheckpointError: see the module docstring.
+        UnsafeCheckpointError: compressed records over the bound.
+    """
     if isinstance(f, (str, os.PathLike)):
         name = name or os.fspath(f)
         with open(f, 'rb') as fh:
-            return verify_checkpoint_file(fh, name, sha256_prefix)
+            return inspect_checkpoint(fh, name, sha256_prefix,
+                                      max_inflated=max_inflated)
     name = name or str(getattr(f, 'name', '<in-memory checkpoint>'))
     size = _size(f)
     f.seek(0)
@@ -171,7 +250,7 @@ def verify_checkpoint_file(f, name: Optional[str] = None,
     if size == 0:
         raise CorruptCheckpointError(
             f'Checkpoint {name} is empty (0 bytes). {_REDOWNLOAD}')
-    kind = _sniff(head)
+    kind = checkpoint_kind(head)
     if kind is None:
         hint = ' (it looks like text, e.g. an HTML error page or a Git ' \
             'LFS pointer)' if _is_text(head) else ''
@@ -179,9 +258,12 @@ def verify_checkpoint_file(f, name: Optional[str] = None,
             f'Checkpoint {name} is not a PyTorch checkpoint{hint}: it is '
             f'neither a zip archive (torch >= 1.6 format) nor a legacy torch '
             f'file; it starts with {head[:16]!r} ({size} bytes).')
-    ranges, compressed, zf = [], [], None
+    ranges, compressed, zf, infos = [], [], None, []
     if kind == 'zip':
         zf, ranges, compressed = _zip_records(f, size, name)
+        infos = zf.infolist()
+        if max_inflated is not None:
+            check_compressed_records(compressed, name, max_inflated)
     digest = hashlib.sha256() if sha256_prefix else None
     if ranges or digest is not None:
         crcs = _scan(f, ranges, digest)
@@ -213,7 +295,7 @@ def verify_checkpoint_file(f, name: Optional[str] = None,
                 f'file: re-download it, or remove the -<hash> suffix from '
                 f'the name of a file you made yourself.')
     f.seek(0)
-    return kind
+    return CheckpointLayout(kind, size, infos, ranges)
 
 
 def _is_text(head: bytes) -> bool:

@@ -25,33 +25,41 @@ one gives :class:`CorruptCheckpointError`. ``MMSEG_CONTRAST_TRUSTED_CKPT=1``
 opts out of the allowlist (full unpickling) for files you trust; the
 integrity checks still apply.
 
+Before unpickling, the resource bounds of
+:mod:`mmseg_contrast.checkpoint.bounds` apply (objects outside the tensors:
+64 MiB plus 4 bytes per byte of pickle,
+``MMSEG_CONTRAST_CKPT_OBJECT_LIMIT_MB``; compressed zip records: at most
+20x); ``MMSEG_CONTRAST_TRUSTED_CKPT=1`` lifts them too. A ``MemoryError``
+while unpickling becomes an :class:`UnsafeCheckpointError`. A tar
+checkpoint of torch < 0.4, which only full unpickling reads, is refused
+with the one-line conversion.
+
 mmengine's ``load_state_dict`` only warns about missing keys, so a
 checkpoint of another model "loads" and the model keeps its random weights.
-It is wrapped (:func:`check_checkpoint_matches`): a state dict that shares
-no key with the module it is loaded into raises
-:class:`CheckpointMismatchError` (partial matches, e.g. fine-tuning into a
-head with another number of classes, still only warn, as in mmengine).
+It is wrapped (:func:`~mmseg_contrast.checkpoint.matching.
+check_checkpoint_matches`): a state dict that would load no floating-point
+tensor of the module raises :class:`CheckpointMismatchError`, one that loads
+less than half of them warns with the counts (fine-tuning into a head with
+another number of classes still only logs, as in mmengine).
 """
-import collections
 import os
 import pickle
 import types
 
 import mmengine.runner.checkpoint as ckpt_mod
-import numpy as np
 import torch
-from mmengine.config import ConfigDict
-from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner.checkpoint import CheckpointLoader
 from packaging.version import Version
 
+from .allowlist import safe_checkpoint_globals
+from .bounds import TRUSTED_ENV, check_pickle_bounds, object_limit
 from .errors import (
     CheckpointMismatchError,
     CorruptCheckpointError,
     UnsafeCheckpointError,
 )
-from .integrity import verify_checkpoint_file
+from .integrity import inspect_checkpoint
+from .matching import check_checkpoint_matches, last_loaded
 from .naming import hash_prefix_of
 
 __all__ = [
@@ -61,81 +69,14 @@ __all__ = [
     'install_checkpoint_allowlist'
 ]
 
-TRUSTED_ENV = 'MMSEG_CONTRAST_TRUSTED_CKPT'
-#: name of the last checkpoint read by :func:`load_checkpoint_file` (named
-#: in :class:`CheckpointMismatchError`, raised right after mmengine loads it)
-_last_loaded = {'name': None}
-
-
 
 def _torch_defaults_to_weights_only():
     return Version(torch.__version__.split('+')[0]) >= Version('2.6')
 
 
-def safe_checkpoint_globals():
-    """Types that mmengine/mmseg checkpoints legitimately pickle.
-
-    numpy arrays, scalars and dtypes (in ``meta`` and the message hub's
-    history buffers), mmengine's ``HistoryBuffer`` and ``ConfigDict``, and the
-    builtins those use. Nothing here can execute code when unpickled.
-    """
-    items = [np.ndarray, np.dtype]
-    try:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct, scalar
-    except ImportError:  # pragma: no cover - numpy >= 2
-        from numpy._core.multiarray import _reconstruct, scalar
-    items += [_reconstruct, scalar]
-    # concrete dtype classes (numpy >= 1.25 pickles dtypes by class)
-    dtypes_mod = getattr(np, 'dtypes', None)
-    if dtypes_mod is not None:
-        for name in dir(dtypes_mod):
-            obj = getattr(dtypes_mod, name)
-            if isinstance(obj, type) and issubclass(obj, np.dtype):
-                items.append(obj)
-    # numpy scalar types
-    for name in ('bool_', 'int8', 'int16', 'int32', 'int64', 'uint8',
-                 'uint16', 'uint32', 'uint64', 'float16', 'float32',
-                 'float64', 'complex64', 'complex128', 'str_'):
-        if hasattr(np, name):
-            items.append(getattr(np, name))
-    items.append(HistoryBuffer)
-    # HistoryBuffer pickles its statistics methods as
-    # ``getattr(HistoryBuffer, 'mean')``. Plain ``builtins.getattr`` is NOT
-    # allowlisted: a restricted stand-in resolves only those attributes.
-    items.append((_restricted_getattr, 'builtins.getattr'))
-    items.append((_restricted_getattr, '__builtin__.getattr'))
-    # pickle protocol 2 writes b'' as ``bytes()`` (an empty numpy array, an
-    # empty HistoryBuffer); ``bytes(n)`` would allocate n bytes: refused
-    items.append((_restricted_bytes, 'builtins.bytes'))
-    items.append((_restricted_bytes, '__builtin__.bytes'))
-    items.append(ConfigDict)
-    items += [collections.OrderedDict, collections.defaultdict, set,
-              frozenset, slice, range, complex]
-    return items
-
-
-def _restricted_getattr(obj, name, *default):
-    if isinstance(obj, type) and issubclass(obj, HistoryBuffer) and \
-            (name in ('min', 'max', 'current', 'mean')
-             or name in HistoryBuffer._statistics_methods):
-        return getattr(obj, name)
-    raise pickle.UnpicklingError(
-        f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) '
-        f'is not allowed in a checkpoint')
-
-
-def _restricted_bytes(*args):
-    if not args:
-        return b''
-    if len(args) == 1 and isinstance(args[0], (bytes, bytearray)):
-        return bytes(args[0])
-    raise pickle.UnpicklingError(
-        f'bytes() of {type(args[0]).__name__} is not allowed in a '
-        f'checkpoint')
-
-
-#: phrases of torch's weights-only unpickler (and the stand-ins above) that
-#: mean "a global outside the allowlist", as opposed to a damaged pickle
+#: phrases of torch's weights-only unpickler (and the stand-ins of
+#: :mod:`.allowlist`) that mean "a global outside the allowlist", as opposed
+#: to a damaged pickle
 _UNSAFE_MARKERS = ('GLOBAL', 'global', 'reduce for unrecognized function',
                    'Can only create new object', 'Can only build',
                    'not allowed in a checkpoint', 'must be imported to load')
@@ -158,10 +99,50 @@ def _unreadable(name, err):
         f'written by torch.save; re-download or re-create it.')
 
 
+def _tar_format(name):
+    stem = name[:-len('.tar')] if name.endswith('.tar') else name
+    out = os.path.splitext(stem)[0] + '_torch2.pth'
+    return UnsafeCheckpointError(
+        f'Cannot load checkpoint {name!r} safely: it is a tar archive, the '
+        f'checkpoint format of torch < 0.4 (records "sys_info", "pickle", '
+        f'"tensors" and "storages"), not a damaged file. torch reads this '
+        f'format only with full unpickling (weights_only=False), which can '
+        f'run code stored in the file, so no safe loader reads it. If you '
+        f'trust the file, convert it once (torch 2.x still reads it this '
+        f'way):\n  python -c "import torch; torch.save(torch.load({name!r}, '
+        f'map_location=\'cpu\', weights_only=False), {out!r})"\nand use '
+        f'{out}, or set {TRUSTED_ENV}=1 to load this file as it is.')
+
+
+def _load(fh, source, name, prefix, map_location):
+    trusted = os.environ.get(TRUSTED_ENV, '') == '1'
+    limit = None if trusted else object_limit()
+    layout = inspect_checkpoint(fh, name, prefix, max_inflated=limit)
+    if not trusted:
+        if layout.kind == 'tar':
+            raise _tar_format(name)
+        check_pickle_bounds(fh, name, layout, limit)
+    try:
+        return torch.load(source, map_location=map_location,
+                          weights_only=not trusted)
+    except pickle.UnpicklingError as e:
+        if not trusted and any(m in str(e) for m in _UNSAFE_MARKERS):
+            raise UnsafeCheckpointError(_unsafe_message(name, e)) from None
+        raise _unreadable(name, e) from None
+    except MemoryError as e:
+        raise UnsafeCheckpointError(
+            f'Refusing to load checkpoint {name!r}: unpickling it ran out '
+            f'of memory ({e}). It is damaged or crafted to exhaust memory, '
+            f'or far larger than this machine can hold.') from None
+    except (RuntimeError, EOFError, ValueError, KeyError, IndexError,
+            TypeError, AttributeError, UnicodeDecodeError) as e:
+        raise _unreadable(name, e) from None
+
+
 def load_checkpoint_file(filename, map_location=None, *, check_hash=True,
                          name=None):
-    """Load a checkpoint safely: integrity checks, then ``torch.load`` with
-    the allowlist (``weights_only=True``).
+    """Load a checkpoint safely: integrity checks, resource bounds, then
+    ``torch.load`` with the allowlist (``weights_only=True``).
 
     Args:
         filename (str | os.PathLike | file object): path or seekable binary
@@ -176,8 +157,9 @@ def load_checkpoint_file(filename, map_location=None, *, check_hash=True,
         FileNotFoundError: the path does not exist.
         CorruptCheckpointError: empty, not a checkpoint, truncated, failed
             CRC / sha256, or unreadable.
-        UnsafeCheckpointError: it pickles a global outside the allowlist
-            (nothing of it has run).
+        UnsafeCheckpointError: it pickles a global outside the allowlist,
+            would exceed the resource bounds, or is a torch < 0.4 tar file
+            (nothing of it has run or been built).
     """
     if isinstance(filename, (str, os.PathLike)):
         filename = os.path.expanduser(os.fspath(filename))
@@ -185,74 +167,13 @@ def load_checkpoint_file(filename, map_location=None, *, check_hash=True,
             raise FileNotFoundError(f'{filename} can not be found.')
         name = name or filename
         prefix = hash_prefix_of(filename) if check_hash else None
+        with open(filename, 'rb') as fh:
+            ckpt = _load(fh, filename, name, prefix, map_location)
     else:
         name = name or str(getattr(filename, 'name', '<in-memory checkpoint>'))
-        prefix = None
-    verify_checkpoint_file(filename, name, prefix)
-    trusted = os.environ.get(TRUSTED_ENV, '') == '1'
-    try:
-        ckpt = torch.load(filename, map_location=map_location,
-                          weights_only=not trusted)
-    except pickle.UnpicklingError as e:
-        if not trusted and any(m in str(e) for m in _UNSAFE_MARKERS):
-            raise UnsafeCheckpointError(_unsafe_message(name, e)) from None
-        raise _unreadable(name, e) from None
-    except (RuntimeError, EOFError, ValueError, KeyError, IndexError,
-            TypeError, AttributeError, UnicodeDecodeError) as e:
-        raise _unreadable(name, e) from None
-    _last_loaded['name'] = name
+        ckpt = _load(filename, filename, name, None, map_location)
+    last_loaded['name'] = name
     return ckpt
-
-
-# ---------------------------------------------------------------- matching
-def _unwrap(module):
-    while is_model_wrapper(module) or isinstance(module, BaseTTAModel):
-        module = module.module
-    return module
-
-
-def check_checkpoint_matches(module, state_dict, name=None):
-    """Raise :class:`CheckpointMismatchError` if ``state_dict`` shares no key
-    with ``module.state_dict()`` (nothing would be loaded).
-
-    ``name`` defaults to the last file read by :func:`load_checkpoint_file`.
-    The message shows a key of each side and, when the keys differ only by
-    a leading prefix, the ``prefix=`` / ``init_cfg`` fix.
-    """
-    module = _unwrap(module)
-    own = module.state_dict()
-    if not own or any(k in own for k in state_dict):
-        return
-    what = f'Checkpoint {name or _last_loaded["name"] or "(in memory)"}'
-    where = f'{type(module).__name__}'
-    if not state_dict:
-        raise CheckpointMismatchError(
-            f'{what} holds no weights (an empty state_dict) for {where}: '
-            f'the model would keep its random initialisation.')
-    ck, mk = next(iter(state_dict)), next(iter(own))
-    hint = ''
-    for k in state_dict:
-        head, _, rest = k.partition('.')
-        if rest in own:
-            hint = (f" Its keys carry a '{head}.' prefix: to load a part "
-                    f"of a full-model checkpoint into this sub-module use "
-                    f"init_cfg=dict(type='Pretrained', checkpoint=..., "
-                    f"prefix='{head}.').")
-            break
-    else:
-        for k in own:
-            head, _, rest = k.partition('.')
-            if rest in state_dict:
-                hint = (f" It looks like the weights of the '{head}' "
-                        f"sub-module alone: load it with model.{head}."
-                        f"init_cfg=dict(type='Pretrained', checkpoint=...) "
-                        f"instead of load_from / tools/test.py.")
-                break
-    raise CheckpointMismatchError(
-        f'{what} shares no parameter name with the model ({where}): '
-        f'nothing would be loaded and the model would keep its random '
-        f'weights. Checkpoint keys look like {ck!r}, the model\'s like '
-        f'{mk!r}; is it the checkpoint of this config?{hint}')
 
 
 class _SafeTorch(types.ModuleType):

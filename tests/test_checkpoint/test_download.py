@@ -3,6 +3,7 @@ import hashlib
 import io
 import os
 import os.path as osp
+import sys
 import warnings
 
 import pytest
@@ -20,6 +21,8 @@ from mmseg_contrast.checkpoint.download import (
 )
 
 from helpers.local_http_server import FileServer
+from helpers.reliab_helpers import TINY_CFG, data_options
+from helpers.tool_loading import load_tool
 
 
 def _ckpt_bytes(seed=0, extra=None):
@@ -345,3 +348,48 @@ def test_complete_partial_is_used_without_request(server, cache):
     (local.parent / (local.name + '.partial')).write_bytes(data)
     local = download_checkpoint(server.url(path))
     assert server.requests == [] and open(local, 'rb').read() == data
+
+
+# ------------------------------------------- not a checkpoint file at all
+LISTING = (b'<!DOCTYPE html>\n<html><head><title>Index of /zoo/</title></head>'
+           b'<body><a href="tiny-0123abcd.pth">tiny-0123abcd.pth</a></body>'
+           b'</html>\n')
+
+
+def test_folder_url_is_refused_before_downloading(server, cache):
+    """A URL ending in '/' names a folder: the server answers with its HTML
+    listing (before: the listing was saved as '<key>/.partial' and
+    os.replace raised NotADirectoryError)."""
+    server.files['/zoo/'] = LISTING
+    with pytest.raises(DownloadError) as exc:
+        load_from_http(server.url('/zoo/'))
+    msg = str(exc.value)
+    assert server.url('/zoo/') in msg and 'HTML page' in msg
+    assert 'folder' in msg and '.pth file itself' in msg
+    assert server.requests == []
+    assert not cache.exists() or _files(cache) == []
+
+
+def test_html_page_is_not_cached(server, cache):
+    """A login / error page served with HTTP 200 under a .pth URL."""
+    server.files['/zoo/model.pth'] = LISTING
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # unverifiable name
+        with pytest.raises(DownloadError) as exc:
+            load_from_http(server.url('/zoo/model.pth'))
+    msg = str(exc.value)
+    assert 'is not a checkpoint file' in msg and 'an HTML page' in msg
+    assert 'nothing is kept in the cache' in msg
+    assert not cache.exists() or list(cache.rglob('*')) == []
+
+
+def test_test_tool_with_a_folder_url(server, cache, monkeypatch, tmp_path,
+                                     voc_mini_root):
+    server.files['/zoo/'] = LISTING
+    monkeypatch.setattr(sys, 'argv', [
+        'test.py', TINY_CFG, server.url('/zoo/'), '--work-dir',
+        str(tmp_path / 'w'), '--cfg-options',
+        *data_options(voc_mini_root, 'folder_url')])
+    with pytest.raises(DownloadError, match='HTML page'):
+        load_tool('test.py').main()
+    assert not cache.exists() or _files(cache) == []

@@ -56,7 +56,19 @@ def main(argv=None):
     args = parser.parse_args(argv)
     # through the safe loader: a hostile pickle is refused before it runs
     ckpt = load_checkpoint_file(args.src, map_location='cpu')
-    state_dict = ckpt.get('state_dict', ckpt)
+    state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \
+        else ckpt
+    if not isinstance(ckpt, dict) or not isinstance(state_dict, dict):
+        held = state_dict if isinstance(ckpt, dict) else ckpt
+        raise ValueError(
+            f'{args.src} is not a checkpoint dict: it holds a '
+            f'{type(held).__module__}.{type(held).__qualname__}'
+            + (f' of shape {tuple(held.shape)}' if hasattr(held, 'shape')
+               else '')
+            + (" under 'state_dict'" if isinstance(ckpt, dict) else '')
+            + '. semi2plain needs a SemiSegmentor checkpoint: a dict whose '
+            "'state_dict' (or itself) maps parameter names to tensors, as "
+            'mmengine saves it.')
     out = dict(state_dict=semi_to_plain(state_dict, args.branch))
     if 'meta' in ckpt:
         out['meta'] = dict(ckpt['meta'], semi_branch=args.branch)

@@ -2,6 +2,7 @@
 ``<name>-<sha256[:8]>.pth``; ``tools/misc/download_weights.py`` resolves a
 name and downloads it verified (local HTTP server)."""
 import hashlib
+import io
 import os.path as osp
 
 import pytest
@@ -153,7 +154,9 @@ def test_weights_regex():
 def test_download_weights_tool(tmp_path):
     from helpers.local_http_server import FileServer
     tool = load_tool('misc/download_weights.py')
-    data = b'not really a checkpoint, but bytes with a known hash' * 100
+    buf = io.BytesIO()
+    torch.save({'state_dict': {'w': torch.arange(100.)}}, buf)
+    data = buf.getvalue()  # a checkpoint: the downloader refuses anything else
     name = f'toy_20260101-{hashlib.sha256(data).hexdigest()[:8]}.pth'
     with FileServer() as srv:
         srv.files[f'/w/{name}'] = data

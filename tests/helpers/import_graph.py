@@ -31,7 +31,8 @@ def _resolve(module, level, target, is_pkg):
 
 def imports_of(module, path, known):
     """``[(imported module, line, in_function)]`` of one module."""
-    tree = ast.parse(open(path).read(), path)
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
     is_pkg = path.endswith('__init__.py')
     out = []
 

@@ -5,6 +5,7 @@ import io
 import os
 import os.path as osp
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def good(tmp_path):
 def test_random_bytes_inside_a_tensor_fail_the_crc(good, tmp_path):
     path, ckpt = good
     _, start = _tensor_record(path, ckpt['state_dict']['w'])
-    data = bytearray(open(path, 'rb').read())
+    data = bytearray(Path(path).read_bytes())
     data[start + 1000:start + 1512] = np.random.default_rng(0).bytes(512)
     bad = tmp_path / 'bad.pth'
     bad.write_bytes(bytes(data))
@@ -89,7 +90,7 @@ def test_empty_and_garbage_files(tmp_path, content, phrase):
 @pytest.mark.parametrize('keep', [0.5, 0.999])
 def test_truncated_zip(good, tmp_path, keep):
     path, _ = good
-    data = open(path, 'rb').read()
+    data = Path(path).read_bytes()
     cut = tmp_path / 'cut.pth'
     cut.write_bytes(data[:int(len(data) * keep)])
     with pytest.raises(CorruptCheckpointError, match='truncated') as exc:
@@ -102,7 +103,7 @@ def test_truncated_record_with_intact_directory(good, tmp_path):
     intact) is reported as truncated."""
     path, ckpt = good
     info, start = _tensor_record(path, ckpt['state_dict']['w'])
-    data = open(path, 'rb').read()
+    data = Path(path).read_bytes()
     # keep the central directory but drop most of the tensor record
     with zipfile.ZipFile(path) as z:
         cd_start = min(i.header_offset for i in z.infolist()
@@ -155,7 +156,7 @@ def test_compressed_records_are_crc_checked(good, tmp_path):
     torch.testing.assert_close(load_checkpoint_file(defl)['state_dict']['w'],
                                ckpt['state_dict']['w'])
     info, start = _tensor_record(defl, ckpt['state_dict']['w'])
-    data = bytearray(open(defl, 'rb').read())
+    data = bytearray(Path(defl).read_bytes())
     data[start + 100:start + 150] = bytes(50)
     bad = tmp_path / 'defl_bad.pth'
     bad.write_bytes(bytes(data))
@@ -165,16 +166,16 @@ def test_compressed_records_are_crc_checked(good, tmp_path):
 
 def test_hash_in_name_is_verified(good, tmp_path):
     path, ckpt = good
-    digest = hashlib.sha256(open(path, 'rb').read()).hexdigest()
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     while digest[:8].isdigit():  # would read as a date; save again
         torch.save(ckpt, path)  # (a new random serialization id)
-        digest = hashlib.sha256(open(path, 'rb').read()).hexdigest()
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     named = tmp_path / f'fcn_r50-d8_20210302-{digest[:8]}.pth'
-    named.write_bytes(open(path, 'rb').read())
+    named.write_bytes(Path(path).read_bytes())
     assert hash_prefix_of(str(named)) == digest[:8]
     assert load_checkpoint_file(str(named))['state_dict']['b'].shape == (7, )
     wrong = tmp_path / f'fcn_r50-d8_20210302-{"0" * 8}.pth'
-    wrong.write_bytes(open(path, 'rb').read())
+    wrong.write_bytes(Path(path).read_bytes())
     with pytest.raises(CorruptCheckpointError, match='checksum') as exc:
         load_checkpoint_file(str(wrong))
     assert str(wrong) in str(exc.value) and '00000000' in str(exc.value)
@@ -188,7 +189,7 @@ def test_date_suffix_is_not_a_hash(good, tmp_path):
     path, _ = good
     for name in ('deeplabv3_r50-20210302.pth', 'iter_1000.pth'):
         target = tmp_path / name
-        target.write_bytes(open(path, 'rb').read())
+        target.write_bytes(Path(path).read_bytes())
         assert hash_prefix_of(str(target)) is None, name
         assert load_checkpoint_file(str(target))['state_dict']
 
@@ -208,7 +209,7 @@ def test_false_positives_load(tmp_path):
 
 def test_in_memory_buffers(good):
     path, ckpt = good
-    buf = io.BytesIO(open(path, 'rb').read())
+    buf = io.BytesIO(Path(path).read_bytes())
     out = load_checkpoint_file(buf, name='wheel.whl:weights.pt')
     torch.testing.assert_close(out['state_dict']['w'], ckpt['state_dict']['w'])
     with pytest.raises(CorruptCheckpointError, match='wheel.whl:weights.pt'):

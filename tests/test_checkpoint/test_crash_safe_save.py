@@ -7,6 +7,7 @@ import os.path as osp
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,7 +90,7 @@ def test_resume_choice_without_a_usable_record(tmp_path):
     assert find_resume_checkpoint(str(tmp_path)) is None  # fresh start
     good = _save(tmp_path / 'iter_2.pth', 2)
     newest = tmp_path / 'iter_4.pth'
-    newest.write_bytes(open(good, 'rb').read()[:100])  # truncated
+    newest.write_bytes(Path(good).read_bytes()[:100])  # truncated
     with pytest.warns(UserWarning, match='no last_checkpoint'):
         assert find_resume_checkpoint(str(tmp_path)) == good
     record = tmp_path / 'last_checkpoint'

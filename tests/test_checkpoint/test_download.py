@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -146,7 +147,7 @@ def test_cache_hit_makes_no_request(server, cache):
     server.files.clear()  # the server no longer has it: offline
     local = download_checkpoint(server.url(path))
     assert server.requests == []
-    assert open(local, 'rb').read() == data
+    assert Path(local).read_bytes() == data
 
 
 def test_corrupted_download_deleted_not_loaded(server, cache):
@@ -210,7 +211,7 @@ def test_resume_partial_file_with_range(server, cache):
     partial.write_bytes(data[:half])
     local = download_checkpoint(server.url(path))
     assert server.requests == [(path, f'bytes={half}-')]
-    assert open(local, 'rb').read() == data
+    assert Path(local).read_bytes() == data
     assert not partial.exists()
 
 
@@ -337,7 +338,7 @@ def test_stale_partial_from_older_file_is_redownloaded(server, cache):
     with pytest.warns(UserWarning, match='again from the start'):
         local = download_checkpoint(server.url(path))
     assert [r[1] for r in server.requests] == ['bytes=500-', None]
-    assert open(local, 'rb').read() == data
+    assert Path(local).read_bytes() == data
 
 
 def test_complete_partial_is_used_without_request(server, cache):
@@ -347,7 +348,7 @@ def test_complete_partial_is_used_without_request(server, cache):
     local.parent.mkdir(parents=True)
     (local.parent / (local.name + '.partial')).write_bytes(data)
     local = download_checkpoint(server.url(path))
-    assert server.requests == [] and open(local, 'rb').read() == data
+    assert server.requests == [] and Path(local).read_bytes() == data
 
 
 # ------------------------------------------- not a checkpoint file at all

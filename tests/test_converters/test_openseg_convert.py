@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from mmseg_contrast.checkpoint.openseg_cache import load_maybe_converted
+from mmseg_contrast.converters import openseg as oc
 from mmseg_contrast.converters.openseg import (
     OpenSegLayoutError,
     convert_openseg_checkpoint,
     is_openseg_checkpoint,
 )
-from mmseg_contrast.utils import openseg_convert as oc
 
 from helpers.openseg_layout import ARCHS, deterministic_tensor, load_manifest
 from helpers.tool_loading import load_tool

@@ -1,5 +1,6 @@
 import os.path as osp
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,7 +198,7 @@ def test_partial_labels_tool_on_voc_palette_pngs(voc_mini_root, tmp_path):
         out_dir = str(tmp_path / f'run{run}')
         written = fl.write_partial_labels(ds, 'p1', 0, out_dir)
         assert len(written) == len(maps)
-        runs.append([open(p, 'rb').read() for p in written])
+        runs.append([Path(p).read_bytes() for p in written])
     assert runs[0] == runs[1]
     for (name, (info, gt)), path in zip(maps.items(), written):
         with Image.open(info['seg_map_path']) as src, Image.open(path) as im:

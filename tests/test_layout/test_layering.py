@@ -104,7 +104,8 @@ def test_naming_is_a_stdlib_leaf():
     files = module_files()
     mod = f'{PKG}.checkpoint.naming'
     assert imports_of(mod, files[mod], files) == []
-    src = open(files[mod]).read()
+    with open(files[mod]) as f:
+        src = f.read()
     assert 'import torch' not in src and 'mmengine' not in src
 
 
@@ -117,7 +118,9 @@ def test_no_module_of_the_runtime_imports_fcntl(graph):
     for mod, path in files.items():
         if _in(mod, TOOLING) or mod in SHIMS:
             continue
-        for node in ast.walk(ast.parse(open(path).read())):
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import) and any(
                     a.name in ('fcntl', 'termios', 'pwd', 'grp')
                     for a in node.names):

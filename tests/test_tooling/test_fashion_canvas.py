@@ -2,6 +2,7 @@
 and the command-line tool."""
 import json
 import os.path as osp
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,10 +79,10 @@ def test_prepared_set(fashion_root):
         assert meta['splits'][split]['canvases'] == num
     # labelled subsets: ReCo's selector, >= 3 classes, all 11 covered
     for key, sub in meta['labeled_subsets'].items():
-        lab = open(osp.join(fashion_root, 'splits',
-                            f'train_labeled_{key}.txt')).read().split()
-        unlab = open(osp.join(fashion_root, 'splits',
-                              f'train_unlabeled_{key}.txt')).read().split()
+        lab = Path(osp.join(fashion_root, 'splits',
+                            f'train_labeled_{key}.txt')).read_text().split()
+        unlab = Path(osp.join(fashion_root, 'splits',
+                              f'train_unlabeled_{key}.txt')).read_text().split()
         assert lab == sub['labeled'] and len(lab) == sub['num_labels']
         assert not set(lab) & set(unlab)
         assert len(lab) + len(unlab) == fc.SPLITS['train'][3]

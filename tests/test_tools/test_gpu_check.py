@@ -7,6 +7,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from mmengine.config import Config
@@ -77,7 +78,7 @@ def test_table_and_json_of_a_canned_result(tmp_path):
            str(tmp_path / 'copy' / 'gpu_check.json')]
     rep.write_json(res, out)
     for path in out:
-        assert json.load(open(path)) == res
+        assert json.loads(Path(path).read_text()) == res
     assert sorted(os.listdir(tmp_path / 'copy')) == ['gpu_check.json']
     res['models'][1]['runs']['fp32']['plugin'] = _run(1.0, 1., 0)
     assert rep.overall_status(res) == 'ok'
@@ -220,7 +221,7 @@ def test_run_checks_measures_and_writes_on_cpu(tmp_path):
                         iters=1, warmup=0, sync_iters=0,
                         skip=('pytest', 'benchmarks'), log=logged.append,
                         device='cpu')
-    assert json.load(open(out)) == res
+    assert json.loads(Path(out).read_text()) == res
     ok, missing = res['models']
     assert ok['crop'] == [160, 160] and ok['batch'] == '2'
     assert set(ok['runs']['fp32']) == {'plugin', 'plain'}

@@ -1,6 +1,7 @@
 import hashlib
 import os.path as osp
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,7 +61,7 @@ def test_publish_strips_and_names_by_hash(tmp_path):
     name = osp.basename(final)
     m = re.fullmatch(r'my_cfg_20260102-([0-9a-f]{8})\.pth', name)
     assert m, name
-    digest = hashlib.sha256(open(final, 'rb').read()).hexdigest()
+    digest = hashlib.sha256(Path(final).read_bytes()).hexdigest()
     assert digest.startswith(m.group(1))  # hash of the written file
     out = load_checkpoint_file(final)
     assert set(out) == {'meta', 'state_dict'}

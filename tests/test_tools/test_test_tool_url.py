@@ -5,13 +5,14 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from helpers.local_http_server import FileServer
 from helpers.tool_helpers import CONFIG, REPO
 
 
 def test_test_tool_downloads_checkpoint_url(tmp_path, ce_ckpt, aal_root):
-    data = open(ce_ckpt, 'rb').read()
+    data = Path(ce_ckpt).read_bytes()
     name = f'deeplabv3_mnv2_aal_cpu_20260101-' \
         f'{hashlib.sha256(data).hexdigest()[:8]}.pth'
     env = dict(os.environ, TORCH_HOME=str(tmp_path / 'torch'),

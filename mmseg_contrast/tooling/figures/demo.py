@@ -17,7 +17,8 @@ def run_files(work_dir):
     """(config dump, last checkpoint) of a training work dir."""
     marker = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(marker):
-        ckpt = open(marker).read().strip()
+        with open(marker) as f:
+            ckpt = f.read().strip()
         if not osp.isfile(ckpt):  # written with another absolute root
             ckpt = osp.join(work_dir, osp.basename(ckpt))
     else:

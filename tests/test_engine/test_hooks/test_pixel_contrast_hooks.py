@@ -254,7 +254,7 @@ class _RecordContrastHook(Hook):
                          outputs=None):
         head = _heads(runner.model)[0]
         self.sink.append(('iter', runner.iter, head.contrast_weight_scale,
-                          float(outputs['decode.loss_contrast']),
+                          float(outputs['decode.loss_contrast'].detach()),
                           int(head.memory_bank.num_updates)))
 
 

@@ -1,9 +1,5 @@
 """Tests for ``mmseg_contrast/_compat.py`` (the compatibility layer)."""
-import os
 import os.path as osp
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -13,13 +9,7 @@ from mmseg_contrast import _compat
 from mmseg_contrast._compat import mmcv_ops
 from mmseg_contrast._compat import pkg_resources_backport as pkg_bp
 
-
-def _run_py(code, env=None):
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
-                          capture_output=True, text=True, env=full_env,
-                          timeout=300)
+from helpers.subprocess_run import run_py
 
 
 # ---------------------------------------------------------------- mmcv.ops
@@ -78,7 +68,7 @@ def test_shim_inactive_with_compiled_ops():
         sys.modules['mmcv.ops'], '__mmseg_contrast_shim__', False)
     print('INACTIVE-OK')
     '''
-    res = _run_py(code % mmcv_ops.__file__)
+    res = run_py(code % mmcv_ops.__file__)
     assert 'INACTIVE-OK' in res.stdout, res.stderr[-2000:]
 
 
@@ -203,7 +193,7 @@ def test_mmseg_config_resolves_without_pkg_resources(tmp_path):
     ``mmseg::`` configs working."""
     cfg = tmp_path / 'c.py'
     cfg.write_text("_base_ = ['mmseg::_base_/models/deeplabv3_r50-d8.py']\n")
-    res = _run_py(f'''
+    res = run_py(f'''
     import sys
     sys.modules['pkg_resources'] = None  # import fails like setuptools>=82
     import mmseg_contrast

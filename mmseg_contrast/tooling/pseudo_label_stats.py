@@ -1,21 +1,7 @@
-"""How informative are a model's pseudo-labels? Per-class statistics of its
-confident predictions on a split that has ground truth.
-
-A mean teacher only teaches what its confident pixels say. For every
-confidence threshold ``t`` and every ground-truth class ``c`` the tool
-reports, over the pixels of the split (ignore pixels left out):
-
-* ``gt_share``: the share of class ``c`` among all pixels;
-* ``recall``: the share of ``c``'s pixels that are confident (``max_k p_k
-  >= t``) **and** predicted ``c`` (what the unsupervised loss can teach
-  about ``c``);
-* ``precision``: the share of the confident pixels predicted ``c`` that are
-  ``c`` (how often that teaching is wrong);
-* ``pseudo_share``: the share of ``c`` among all confident pixels (what the
-  unsupervised loss is made of; compare with ``gt_share``);
-
-plus the overall confident fraction and pixel accuracy. It writes a JSON
-and prints one table per threshold (``tools/analysis/pseudo_label_stats.py``).
+"""Per-class statistics of a model's confident predictions on a split that
+has ground truth: the library behind ``tools/analysis/pseudo_label_stats.py``
+(its docstring defines ``gt_share``, ``recall``, ``precision`` and
+``pseudo_share``).
 
 For a ``SemiSegmentor`` checkpoint the branch that predicts
 (``semi_test_cfg.predict_on``, the teacher by default) is measured; the

@@ -3,9 +3,6 @@ refused before it runs (:mod:`mmseg_contrast.checkpoint.safety`)."""
 import collections
 import fractions
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -13,14 +10,7 @@ import torch
 
 from mmseg_contrast import checkpoint as ckpt_io
 
-
-def _run_py(code, env=None):
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
-                          capture_output=True, text=True, env=full_env,
-                          timeout=300)
-
+from helpers.subprocess_run import run_py
 
 
 # ------------------------------------------------------------ checkpoints
@@ -102,7 +92,7 @@ def test_unsafe_pickle_refused_in_fresh_process(tmp_path):
     path = tmp_path / 'evil.pth'
     marker = tmp_path / 'pwned2'
     torch.save({'x': _Evil(marker)}, str(path))
-    res = _run_py(f'''
+    res = run_py(f'''
     import mmseg_contrast
     from mmengine.runner import load_checkpoint
     import torch

@@ -16,11 +16,8 @@ baseline per seed, its mean, std, t-interval and paired t-test p-value) is
 written to ``WORK_DIR/comparison.json`` and plotted in
 ``WORK_DIR/comparison.png``. See docs/analysis.md.
 
-The engine is :mod:`mmseg_contrast.tooling.compare`; from Python::
-
-    from mmseg_contrast.tooling.compare import ArmSpec, run_comparison
-    report = run_comparison(ArmSpec('ce', CFG), [ArmSpec('x', CFG2)],
-                            seeds=[0, 1, 2], work_root='work_dirs/cmp')
+The engine is :mod:`mmseg_contrast.tooling.compare` (its ``runner`` module
+shows the call from Python).
 """
 import argparse
 import os.path as osp

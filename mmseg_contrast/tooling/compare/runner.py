@@ -2,10 +2,8 @@
 :func:`run_comparison`, the engine of ``tools/analysis/compare_runs.py`` and
 of the accuracy suite.
 
-Every (arm, seed) is trained with ``tools/train.py`` in
-``WORK_ROOT/<arm>/seed_<S>`` and its last checkpoint evaluated with
-``tools/test.py``; finished runs are reused, interrupted ones resumed (see
-:mod:`.records`)::
+What is trained and evaluated where: ``tools/analysis/compare_runs.py``;
+finished runs are reused, interrupted ones resumed (:mod:`.records`)::
 
     from mmseg_contrast.tooling.compare import ArmSpec, run_comparison
     report = run_comparison(ArmSpec('ce', CFG), [ArmSpec('x', CFG2)],

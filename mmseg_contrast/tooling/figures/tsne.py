@@ -1,16 +1,6 @@
-"""t-SNE of per-pixel embeddings on the validation set
-(``tools/analysis/tsne_embeddings.py``).
-
-Samples up to ``pixels_per_image`` labelled pixels per class per image
-(at the decode head's feature resolution) and at most ``max_per_class``
-per class overall, embeds them with scikit-learn's t-SNE (cosine metric on
-L2-normalised embeddings) and saves a scatter plot coloured with the
-dataset palette, with the class names in the legend. The embedding is the
-projection-head output if the head has one (ContrastiveSeg ``proj_head``,
-ReCo ``reco_proj``), else the pre-classifier feature (input of
-``conv_seg``). The silhouette score (cosine) of the sampled embeddings is
-printed and written in the title as a number to compare models.
-"""
+"""t-SNE of per-pixel embeddings: the library behind
+``tools/analysis/tsne_embeddings.py`` (its docstring describes the pixel
+sampling, the embedding used and the silhouette score)."""
 import os
 import os.path as osp
 

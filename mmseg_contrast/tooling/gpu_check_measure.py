@@ -226,7 +226,9 @@ def measure(model_cfg, optim_cfg, hook_cfgs, batch, device, precision='fp32',
         syncs, sites = (count_syncs(step, sync_iters)
                         if cuda and sync_iters else (None, {}))
         log_vars = out['log_vars']
-        loss = float(log_vars['loss']) if 'loss' in log_vars else None
+        loss = log_vars.get('loss')
+        if loss is not None:
+            loss = float(loss.detach() if hasattr(loss, 'detach') else loss)
         return dict(
             it_s=iters / elapsed, ms_per_iter=1e3 * elapsed / iters,
             peak_mib=peak, syncs_per_iter=syncs, sync_sites=sites,

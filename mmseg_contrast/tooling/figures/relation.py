@@ -38,8 +38,7 @@ def heatmap(ax, fig, mat, names, lo, hi, label, title, mask_diag=False):
     the diagonal greyed out with ``mask_diag``) and its colour bar."""
     import matplotlib
     k = len(names)
-    cmap = matplotlib.colormaps['viridis'].copy()
-    cmap.set_bad('0.85')
+    cmap = matplotlib.colormaps['viridis'].with_extremes(bad='0.85')
     shown = np.ma.masked_where(np.eye(k, dtype=bool), mat) \
         if mask_diag else mat
     im = ax.imshow(shown, cmap=cmap, vmin=lo, vmax=hi)

@@ -96,7 +96,7 @@ def run_pair(pair, args, work_dir):
                    cfg_options=args.cfg_options)
     for i, (key, config, name) in enumerate(runs):
         label = f'{i + 1}/2 {name}'
-        progress = demo.Progress(label, len(runs) - 1 - i, args.quiet)
+        progress = demo.Progress(label, len(runs) - 1 - i)
         result = demo.train_and_test(config, osp.join(work_dir, key),
                                      args.seed, args.cfg_options,
                                      args.quiet, progress)
@@ -147,7 +147,7 @@ def main(argv=None):
         result = demo.train_and_test(
             args.config, osp.join(work_dir, 'run'), args.seed,
             args.cfg_options, args.quiet,
-            demo.Progress('1/1', 0, args.quiet))
+            demo.Progress('1/1', 0))
         demo.write_summary(result, osp.join(work_dir, 'summary.json'))
         print(f'[demo] {args.config} (seed {args.seed}): mIoU '
               f'{result["mIoU"]:.2f} in {result["seconds"]:.0f} s')

@@ -17,13 +17,19 @@ from .errors import CorruptCheckpointError
 from .integrity import verify_checkpoint_file
 
 __all__ = ['NoResumableCheckpointError', 'find_resume_checkpoint',
-           'step_checkpoints']
+           'checkpoint_step', 'step_checkpoints']
 
 _STEP = re.compile(r'^(iter|epoch)_(\d+)\.pth$')
 
 
 class NoResumableCheckpointError(FileNotFoundError):
     """The work dir has checkpoints, but none of them can be loaded."""
+
+
+def checkpoint_step(name: str) -> Optional[int]:
+    """``N`` of an ``iter_N.pth`` / ``epoch_N.pth`` file name, else None."""
+    m = _STEP.match(osp.basename(name))
+    return int(m.group(2)) if m else None
 
 
 def step_checkpoints(folder: str) -> List[str]:
@@ -33,10 +39,10 @@ def step_checkpoints(folder: str) -> List[str]:
         return []
     found = []
     for name in os.listdir(folder):
-        m = _STEP.match(name)
+        step = checkpoint_step(name)
         path = osp.join(folder, name)
-        if m and osp.isfile(path):
-            found.append((int(m.group(2)), osp.getmtime(path), path))
+        if step is not None and osp.isfile(path):
+            found.append((step, osp.getmtime(path), path))
     return [p for _, _, p in sorted(found, reverse=True)]
 
 

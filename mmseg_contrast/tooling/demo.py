@@ -10,11 +10,13 @@ import json
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional
+
+from .compare.launch import stream_to_log
+from .compare.records import write_json
 
 __all__ = [
     'REPO', 'DemoPair', 'PAIRS', 'DENSECL_PAIR', 'parse_metrics',
@@ -105,20 +107,10 @@ def run_logged(cmd: List[str], log_path: str, quiet: bool,
     ``progress(line)`` on each line; return (returncode, output, seconds).
     """
     t0 = time.perf_counter()
-    lines = []
-    with open(log_path, 'w') as log, subprocess.Popen(
-            cmd, cwd=REPO, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1,
-            env=dict(os.environ, PYTHONUNBUFFERED='1')) as proc:
-        for line in proc.stdout:
-            lines.append(line)
-            log.write(line)
-            if not quiet:
-                sys.stdout.write(line)
-            if progress is not None:
-                progress(line)
-        proc.wait()
-    return proc.returncode, ''.join(lines), time.perf_counter() - t0
+    rc = stream_to_log(cmd, log_path, echo=not quiet, on_line=progress)
+    with open(log_path, errors='replace') as f:
+        output = f.read()
+    return rc, output, time.perf_counter() - t0
 
 
 def _last_checkpoint(work_dir: str) -> str:
@@ -135,8 +127,8 @@ class Progress:
     the whole demo's ETA (the runs still to come are assumed to take as
     long as this one)."""
 
-    def __init__(self, label: str, runs_left: int, quiet: bool):
-        self.label, self.runs_left, self.quiet = label, runs_left, quiet
+    def __init__(self, label: str, runs_left: int):
+        self.label, self.runs_left = label, runs_left
         self.t0 = time.perf_counter()
 
     def __call__(self, line: str) -> None:
@@ -227,11 +219,7 @@ def summary_lines(summary: dict) -> List[str]:
 
 
 def write_summary(summary: dict, path: str) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(summary, f, indent=1)
-    os.replace(tmp, path)
+    write_json(path, summary)
 
 
 def suite_summary(comparison: str) -> Optional[dict]:

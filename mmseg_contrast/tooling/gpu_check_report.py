@@ -21,9 +21,8 @@ iteration (``torch.cuda.set_sync_debug_mode('warn')``); ``sync_sites``
 names where they happen (``file:line`` -> count per iteration).
 """
 import json
-import os
-import os.path as osp
-import tempfile
+
+from ..checkpoint.saving import atomic_write_text
 
 SCHEMA = 'mmseg_contrast.gpu_check/1'
 PRECISIONS = ('fp32', 'fp16')
@@ -53,17 +52,7 @@ def write_json(result, paths):
     """Write ``result`` to every path (atomically: temporary + rename)."""
     text = json.dumps(result, indent=2, sort_keys=False) + '\n'
     for path in ([paths] if isinstance(paths, str) else paths):
-        folder = osp.dirname(osp.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-        try:
-            with os.fdopen(fd, 'w') as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            if osp.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write_text(text, path)
 
 
 def _num(value, fmt):

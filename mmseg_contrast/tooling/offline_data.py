@@ -8,5 +8,5 @@ set); this module re-exports its public names, so
 module that calls it (:mod:`mmseg_contrast.tooling.data.fetch`), not this
 one.
 """
-from .data import *  # noqa: F401,F403  (the public names)
+from .data import *  # noqa: F403  (the public names)
 from .data import __all__  # noqa: F401

@@ -2,11 +2,11 @@
 inherit the plugin's configs through ``mmseg_contrast::`` (like ``mmseg::``).
 """
 import os
-import os.path as osp
-import shutil
 import subprocess
 import sys
 import textwrap
+
+from mmseg_contrast.tooling.gpu_check_wheels import build_project_wheel
 
 from helpers.reliab_helpers import REPO
 
@@ -30,24 +30,12 @@ CHECK = textwrap.dedent('''
 ''')
 
 
-def _tracked_files():
-    out = subprocess.run(
-        ['git', 'ls-files', '-co', '--exclude-standard', '-z'], cwd=REPO,
-        capture_output=True, check=True).stdout.decode()
-    return [f for f in out.split('\0') if f]
-
-
 def test_installed_wheel_resolves_the_config_scope(tmp_path):
-    src = tmp_path / 'src'
-    for rel in _tracked_files():  # a clean copy: building writes .mim/
-        if osp.isfile(osp.join(REPO, rel)):
-            os.makedirs(src / osp.dirname(rel), exist_ok=True)
-            shutil.copy2(osp.join(REPO, rel), src / rel)
+    dist = tmp_path / 'dist'
+    dist.mkdir()
+    # built from a clean copy of the work tree (building writes .mim/)
+    wheel = build_project_wheel(REPO, str(dist))
     pip = [sys.executable, '-m', 'pip', '-q', '--disable-pip-version-check']
-    subprocess.run(pip + ['wheel', '--no-deps', '--no-build-isolation',
-                          '-w', str(tmp_path / 'dist'), str(src)],
-                   check=True, capture_output=True, timeout=600)
-    wheel, = (tmp_path / 'dist').glob('mmseg_contrast-*.whl')
     site = tmp_path / 'site'
     subprocess.run(pip + ['install', '--no-deps', '--target', str(site),
                           str(wheel)], check=True, capture_output=True,

@@ -32,7 +32,7 @@ def test_parse_progress():
 
 
 def test_progress_line_gives_both_etas(capsys):
-    demo.Progress('1/2 CE only', 1, quiet=True)(TRAIN_LINE)
+    demo.Progress('1/2 CE only', 1)(TRAIN_LINE)
     out = capsys.readouterr().out
     assert 'iteration 50/400' in out and 'this run 2:49 left' in out
     assert 'demo ' in out

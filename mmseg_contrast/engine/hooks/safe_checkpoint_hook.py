@@ -8,7 +8,7 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmseg.registry import HOOKS
 
-from ...checkpoint.resume import step_checkpoints
+from ...checkpoint.resume import checkpoint_step, step_checkpoints
 from ...checkpoint.saving import atomic_write_text
 
 __all__ = ['SafeCheckpointHook']
@@ -67,10 +67,9 @@ class SafeCheckpointHook(CheckpointHook):
         """Step checkpoints older than every kept one: what a crash between
         ``last_checkpoint`` and the removal left behind."""
         for path in step_checkpoints(self.out_dir):
-            name = osp.basename(path)
-            step = int(name.split('_')[1].split('.')[0])
-            if step < oldest_kept and name == self.filename_tmpl.format(
-                    step):
+            step = checkpoint_step(path)
+            if step < oldest_kept and osp.basename(
+                    path) == self.filename_tmpl.format(step):
                 self._remove_checkpoint(step)
 
     def _remove_checkpoint(self, step: int) -> None:

@@ -1,7 +1,7 @@
 """Running ``tools/train.py`` / ``tools/test.py`` for a comparison: the
-launcher prefix (:func:`launch_prefix`), a logged subprocess with a one-
-message error (:func:`run_logged`) and the code version
-(:func:`git_version`)."""
+launcher prefix (:func:`launch_prefix`), a subprocess whose output goes to
+a log (:func:`stream_to_log`; :func:`run_logged` adds a one-message error)
+and the code version (:func:`git_version`)."""
 import os
 import os.path as osp
 import re
@@ -11,7 +11,9 @@ import sys
 
 from .arms import CompareError
 
-__all__ = ['REPO', 'launch_prefix', 'run_logged', 'git_version']
+__all__ = [
+    'REPO', 'launch_prefix', 'stream_to_log', 'run_logged', 'git_version'
+]
 
 #: the repository root: the working directory of every train / test run
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
@@ -40,10 +42,10 @@ def launch_prefix(launcher='none', nproc=1, port=29500, srun_args=''):
 _ERR_RE = re.compile(r'^\w*(Error|Exception|Interrupt)\b.*')
 
 
-def run_logged(cmd, log_path, stage, arm, config, echo=False):
-    """Run ``cmd`` from the repo root, output to ``log_path`` (and stdout
-    with ``echo``); a failure raises ``CompareError`` naming the arm, config
-    and stage with the log's tail."""
+def stream_to_log(cmd, log_path, echo=False, on_line=None):
+    """Run ``cmd`` from the repo root with its output (stdout + stderr)
+    written line by line to ``log_path``, echoed to stdout with ``echo``
+    and passed to ``on_line(line)``; return the exit status."""
     env = dict(os.environ, PYTHONUNBUFFERED='1')
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (REPO, env.get('PYTHONPATH')) if p)
@@ -54,7 +56,15 @@ def run_logged(cmd, log_path, stage, arm, config, echo=False):
             log.write(line)
             if echo:
                 sys.stdout.write(line)
-        rc = proc.wait()
+            if on_line is not None:
+                on_line(line)
+        return proc.wait()
+
+
+def run_logged(cmd, log_path, stage, arm, config, echo=False):
+    """:func:`stream_to_log`; a failure raises ``CompareError`` naming the
+    arm, config and stage with the log's tail."""
+    rc = stream_to_log(cmd, log_path, echo)
     if rc == 0:
         return
     with open(log_path, errors='replace') as f:

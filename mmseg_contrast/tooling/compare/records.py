@@ -20,6 +20,7 @@ import json
 import os
 import os.path as osp
 
+from ...checkpoint.saving import atomic_write_text
 from .launch import REPO
 
 __all__ = [
@@ -70,10 +71,7 @@ def read_json(path):
 
 def write_json(path, obj):
     """Write atomically (no half-written file after an interruption)."""
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    atomic_write_text(json.dumps(obj, indent=1), path)
 
 
 def _diff_options(a, b):

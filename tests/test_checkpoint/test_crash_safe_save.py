@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mmseg_contrast.checkpoint import load_checkpoint_file
 from mmseg_contrast.checkpoint.resume import (
     NoResumableCheckpointError,
     find_resume_checkpoint,
@@ -38,7 +39,7 @@ def _run(cmd):
 
 
 def _iter_of(path):
-    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    ckpt = load_checkpoint_file(str(path), map_location='cpu')  # safe loader
     return ckpt['meta']['iter']
 
 
